@@ -1,0 +1,58 @@
+# Two commands do everything on a fresh machine (see README):
+#   make train   set up .venv, train configs/base.yaml on Multi30k EN->FR, translate the test set with beam search
+#   make test    set up .venv, check notebooks/package/README are in sync, run nbdev_test and pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/base.yaml
+RUN ?= runs/$(basename $(notdir $(CONFIG)))
+# tests: one thread per process, one notebook worker (2 cores; oversubscription makes torch crawl)
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+
+.PHONY: install train translate test check nbtest pytest export clean readme bench lab
+
+$(BIN)/.installed: setup.py settings.ini requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0   # the CPU build first; see README
+	$(BIN)/python -m pip install -q -e ".[dev]" -c requirements/constraints.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+train: install
+	$(BIN)/python -m seq2seq_nb.train --config $(CONFIG) --run-dir $(RUN)
+	$(MAKE) --no-print-directory translate
+
+# translate the test set with the best checkpoint and score it (cased, detokenized sacreBLEU and chrF)
+translate: install
+	$(BIN)/python -m seq2seq_nb.translate --ckpt $(RUN)/best.pt --split test --beam 5 --out $(RUN)/test.hyp
+	head -n 5 $(RUN)/test.hyp
+
+test: install
+	$(MAKE) --no-print-directory check nbtest pytest
+
+check: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/check_sync.py
+
+nbtest: install
+	$(TEST_ENV) timeout 900 $(BIN)/nbdev_test --n_workers 1 --timing
+
+pytest: install
+	$(TEST_ENV) timeout 900 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+export: install
+	$(BIN)/nbdev_export
+
+clean: install
+	$(BIN)/nbdev_clean
+
+readme: install
+	$(BIN)/python scripts/make_readme.py
+
+bench: install
+	$(BIN)/python -m seq2seq_nb.bench
+
+lab: install
+	$(BIN)/jupyter lab nbs
