@@ -85,7 +85,7 @@ def lstm_gates(gi, gh, c):
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
 
-# %% ../nbs/02_attention.ipynb #36b3fc18
+# %% ../nbs/02_attention.ipynb #33b9216a
 @register_model("attention")
 class AttentionSeq2Seq(Seq2Seq):
     "RNN encoder-decoder with Bahdanau attention, in the paper's order (attend with s_{i-1}, then update)."
@@ -112,20 +112,21 @@ class AttentionSeq2Seq(Seq2Seq):
 
     def step(self, y_prev, state, memory):
         "One target position: `y_prev` (B,) -> logits (B, V), the new state, alphas (B, S)."
-        state, context, alphas = self._recur(self._embed(y_prev), state, memory, self._state_weights())
+        state, context, alphas = self._recur(self._embed(y_prev), state, memory, self._step_weights())
         return self.generator(torch.cat([self.drop_rnn(state.h), context], -1)), state, alphas
 
-    def forward(self, src, src_mask, src_lengths, tgt_in):
-        "Teacher forcing: logits (B, T, V) and alphas (B, T, S)."
+    def forward(self, src, src_mask, src_lengths, tgt_in, features:bool=False):
+        "Teacher forcing: logits (B, T, V) (or the generator's features) and alphas (B, T, S)."
         memory = self.encode(src, src_mask, src_lengths)
-        state, weights = self.init_state(memory), self._state_weights()
+        state, weights = self.init_state(memory), self._step_weights()
         gi_emb = self._embed(tgt_in)                                          # (B, T, G·H_dec), all positions at once
         states, contexts, alphas = [], [], []
         for gi_t in gi_emb.unbind(1):                                         # only the recurrence is a loop
             state, context, a = self._recur(gi_t, state, memory, weights)
             states.append(state.h); contexts.append(context); alphas.append(a)
         out = torch.cat([self.drop_rnn(torch.stack(states, 1)), torch.stack(contexts, 1)], -1)  # (B, T, H_dec + 2·H_enc)
-        return self.generator(out), torch.stack(alphas, 1)                   # one output product for all T
+        out = self.generator.features(out) if features else self.generator(out)  # one output product for all T
+        return out, torch.stack(alphas, 1)
 
     # -- the pieces ------------------------------------------------------------------------------
     def _embed(self, y):
@@ -133,17 +134,27 @@ class AttentionSeq2Seq(Seq2Seq):
         E = self.cfg.emb_dim
         return F.linear(self.drop_emb(self.emb(y)), self.cell.weight_ih[:, :E], self.cell.bias_ih)
 
-    def _state_weights(self):
-        "`[W_hh; W_a]` and `[b_hh; 0]`: everything that multiplies s_{i-1}, stacked into one matrix."
-        W_a = self.attention.W_a.weight
-        return torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])])
+    def _step_weights(self):
+        "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
+        if not torch.is_grad_enabled() and getattr(self, "_cache_key", None) == self._weights_key():
+            return self._cached_weights                                  # decoding: build them once, not every step
+        W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
+        weights = (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
+                   self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
+        if not torch.is_grad_enabled(): self._cache_key, self._cached_weights = self._weights_key(), weights
+        return weights
+
+    def _weights_key(self):
+        "Changes whenever a weight of the step loop is updated in place or replaced."
+        ps = (self.cell.weight_hh, self.cell.bias_hh, self.cell.weight_ih, self.attention.W_a.weight)
+        return tuple((p.data_ptr(), p._version) for p in ps)
 
     def _recur(self, gi_emb, state, memory, weights):
         "One step of the recurrence given `gi_emb` (B, G·H_dec): returns the new state, context (B, 2·H_enc), alphas (B, S)."
-        E, G = self.cfg.emb_dim, self.cell.weight_hh.shape[0]
-        gh, query = F.linear(state.h, *weights).split([G, self.cfg.attn_dim], -1)   # W_hh s_{i-1} + b_hh, W_a s_{i-1}
+        W_s, b_s, W_ic = weights
+        gh, query = F.linear(state.h, W_s, b_s).split([W_s.shape[0] - self.cfg.attn_dim, self.cfg.attn_dim], -1)  # W_hh s + b_hh, W_a s
         context, alphas = self.attention.attend(query, memory.keys, memory.enc_out, memory.src_mask)
-        gi = torch.addmm(gi_emb, context, self.cell.weight_ih[:, E:].t())     # + W_ic c_i
+        gi = torch.addmm(gi_emb, context, W_ic.t())                            # + W_ic c_i
         if state.c is None: return RNNState(gru_gates(gi, gh, state.h)), context, alphas
         return RNNState(*lstm_gates(gi, gh, state.c)), context, alphas
 

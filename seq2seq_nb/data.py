@@ -6,11 +6,11 @@
 __all__ = ['MULTI30K_LANGS', 'SPLITS', 'MULTI30K_URL', 'MULTI30K_SPLITS', 'MULTI30K_SHA256', 'PAD', 'UNK', 'BOS', 'EOS',
            'SPECIAL_PIECES', 'ConfigError', 'check', 'from_dict', 'to_dict', 'apply_overrides', 'from_yaml', 'set_seed',
            'set_deterministic', 'git_hash', 'atomic_write', 'project_root', 'default_data_dir', 'DataConfig',
-           'DataError', 'fetch_multi30k', 'read_lines', 'ParallelCorpus', 'read_parallel', 'read_tsv', 'load_split',
-           'train_sentencepiece', 'Tokenizer', 'unk_rate', 'EncodedCorpus', 'encode_corpus', 'plot_lengths',
-           'TokenBatchSampler', 'Batch', 'collate', 'PairDataset', 'make_loader', 'padding_ratio']
+           'DataError', 'fetch_multi30k', 'decode_lines', 'read_lines', 'ParallelCorpus', 'read_parallel', 'read_tsv',
+           'load_split', 'train_sentencepiece', 'Tokenizer', 'unk_rate', 'EncodedCorpus', 'encode_corpus',
+           'plot_lengths', 'TokenBatchSampler', 'Batch', 'collate', 'PairDataset', 'make_loader', 'padding_ratio']
 
-# %% ../nbs/00_data.ipynb #75376966
+# %% ../nbs/00_data.ipynb #27e7c240
 import dataclasses, difflib, gzip, hashlib, io, os, random, subprocess, tempfile, types, typing, warnings
 import urllib.error, urllib.parse, urllib.request
 from contextlib import contextmanager, suppress
@@ -24,7 +24,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-# %% ../nbs/00_data.ipynb #8d0f4200
+# %% ../nbs/00_data.ipynb #c7bfbb88
 class ConfigError(ValueError):
     "A bad setting: the message names the key (and file) and what would be valid."
     def __init__(self, msg:str, key:str|None=None):
@@ -35,7 +35,7 @@ def check(cond:bool, key:str, msg:str):
     "Raise `ConfigError` for `key` unless `cond` holds (used in `__post_init__` of config dataclasses)."
     if not cond: raise ConfigError(msg, key)
 
-# %% ../nbs/00_data.ipynb #aa6d50a1
+# %% ../nbs/00_data.ipynb #bffba7fa
 def _type_name(tp) -> str:
     if get_origin(tp) is Literal: return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if get_origin(tp) in (Union, types.UnionType):
@@ -90,7 +90,7 @@ def _coerce(value, tp, key:str):
         raise bad
     raise ConfigError(f"unsupported annotation {tp!r}", key)
 
-# %% ../nbs/00_data.ipynb #cf2019af
+# %% ../nbs/00_data.ipynb #cd2ee3c4
 def from_dict(cls, d:dict, prefix:str=""):
     "Build the config dataclass `cls` from a plain dict, validating every key and value."
     hints = get_type_hints(cls)
@@ -115,7 +115,7 @@ def to_dict(cfg) -> dict:
         return o
     return conv(dataclasses.asdict(cfg))
 
-# %% ../nbs/00_data.ipynb #676d8097
+# %% ../nbs/00_data.ipynb #03ffb615
 def apply_overrides(d:dict, overrides:typing.Sequence[str]=()) -> dict:
     "Return a copy of the nested dict `d` with `section.key=value` overrides applied."
     d = yaml.safe_load(yaml.safe_dump(d)) if d else {}
@@ -146,7 +146,7 @@ def from_yaml(cls, path, overrides:typing.Sequence[str]=()):
     try: return from_dict(cls, apply_overrides(d, overrides))
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
 
-# %% ../nbs/00_data.ipynb #1ab3d8ca
+# %% ../nbs/00_data.ipynb #dbc36774
 def set_seed(seed:int):
     "Seed Python's `random`, NumPy and torch (all devices)."
     random.seed(seed)
@@ -172,7 +172,7 @@ def git_hash(path=None) -> str:
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError): return "unknown"
 
-# %% ../nbs/00_data.ipynb #cf541ab6
+# %% ../nbs/00_data.ipynb #902bc897
 @contextmanager
 def atomic_write(path, mode:str="wb"):
     "Open a temporary file next to `path`; on success fsync it and rename it to `path`, else delete it."
@@ -192,7 +192,7 @@ def atomic_write(path, mode:str="wb"):
         with suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
-# %% ../nbs/00_data.ipynb #056dd842
+# %% ../nbs/00_data.ipynb #bc7ae92b
 def project_root(start=None) -> Path|None:
     "The nearest folder above `start` (default: cwd) whose settings.ini belongs to seq2seq_nb, or None."
     for d in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents]:
@@ -206,7 +206,7 @@ def default_data_dir() -> Path:
     root = project_root()
     return root/"data" if root else Path.home()/".cache"/"seq2seq_nb"
 
-# %% ../nbs/00_data.ipynb #d9ca5433
+# %% ../nbs/00_data.ipynb #b18b7dfe
 MULTI30K_LANGS = ("en", "fr", "de")
 SPLITS = ("train", "valid", "test")
 
@@ -252,7 +252,7 @@ class DataConfig:
               f"{self.max_tokens} is too small for sentences of max_len={self.max_len}; it must exceed max_len")
         for k in ("train_subset", "valid_subset", "num_workers"): check(getattr(self, k) >= 0, k, "must be >= 0")
 
-# %% ../nbs/00_data.ipynb #8cd177fa
+# %% ../nbs/00_data.ipynb #1303a5d9
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 MULTI30K_SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
 MULTI30K_SHA256 = {
@@ -270,7 +270,7 @@ MULTI30K_SHA256 = {
 class DataError(Exception):
     "Bad or missing input data; the message names the file (and line) and what is wrong."
 
-# %% ../nbs/00_data.ipynb #91bd374a
+# %% ../nbs/00_data.ipynb #1e8d0732
 def _sha256(data:bytes) -> str: return hashlib.sha256(data).hexdigest()
 
 def _fetch(source:str, timeout:float=60) -> bytes:
@@ -306,24 +306,27 @@ def fetch_multi30k(split:str, lang:str, data_dir=None, mirror:str|None=None) -> 
     with atomic_write(dest) as f: f.write(data)
     return dest
 
-# %% ../nbs/00_data.ipynb #651fc5b0
+# %% ../nbs/00_data.ipynb #c4c88723
+def decode_lines(raw_lines, name:str) -> list[str]:
+    "Decode an iterable of byte lines as UTF-8 without line endings; errors name `name` and the line."
+    lines = []
+    for i, raw in enumerate(raw_lines, 1):
+        try: line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{name}:{i}: invalid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+        if i == 1: line = line.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+        lines.append(line.rstrip("\r\n"))
+    return lines
+
 def read_lines(path) -> list[str]:
     "The lines of a UTF-8 text file (`.gz` is decompressed), without line endings."
     path = Path(path)
     if not path.is_file(): raise DataError(f"{path}: no such file")
-    lines = []
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            for i, raw in enumerate(f, 1):
-                try: line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{i}: invalid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
-                if i == 1: line = line.removeprefix("\ufeff")  # a byte-order mark is not part of the text
-                lines.append(line.rstrip("\r\n"))
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f: return decode_lines(f, str(path))
     except (OSError, EOFError) as e: raise DataError(f"{path}: cannot read: {e}") from None
-    return lines
 
-# %% ../nbs/00_data.ipynb #ebcb618f
+# %% ../nbs/00_data.ipynb #5213e5ce
 @dataclass
 class ParallelCorpus:
     "Aligned source and target sentences."
@@ -357,7 +360,7 @@ def read_tsv(path) -> ParallelCorpus:
         src.append(cols[0]); tgt.append(cols[1])
     return _drop_empty(src, tgt, str(path))
 
-# %% ../nbs/00_data.ipynb #8136b06c
+# %% ../nbs/00_data.ipynb #10f09112
 def load_split(cfg:DataConfig, split:str) -> ParallelCorpus:
     "The `split` ('train', 'valid' or 'test') of the corpus described by `cfg`."
     if split not in SPLITS: raise ValueError(f"split {split!r}: valid: {', '.join(SPLITS)}")
@@ -374,7 +377,7 @@ def load_split(cfg:DataConfig, split:str) -> ParallelCorpus:
     corpus.name = f"{split}:{corpus.name}"
     return corpus
 
-# %% ../nbs/00_data.ipynb #e65c7fc6
+# %% ../nbs/00_data.ipynb #a6a464dd
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIAL_PIECES = ("<pad>", "<unk>", "<bos>", "<eos>")
 
@@ -394,7 +397,7 @@ def train_sentencepiece(lines:Sequence[str], vocab_size:int, model_type:str="bpe
                           f"on {len(lines)} sentences: {e}", "data.vocab_size") from None
     return model.getvalue()
 
-# %% ../nbs/00_data.ipynb #1ba7dbe7
+# %% ../nbs/00_data.ipynb #b12a12fa
 class Tokenizer:
     "Source and target SentencePiece models (one shared model when the vocabulary is joint)."
     def __init__(self, src_model:bytes, tgt_model:bytes|None=None):
@@ -450,13 +453,13 @@ class Tokenizer:
         if (folder/"spm.model").exists(): return cls((folder/"spm.model").read_bytes())
         return cls((folder/"src.model").read_bytes(), (folder/"tgt.model").read_bytes())
 
-# %% ../nbs/00_data.ipynb #e4d3949b
+# %% ../nbs/00_data.ipynb #44c494b2
 def unk_rate(ids:Sequence[Sequence[int]]) -> float:
     "Fraction of `<unk>` ids in a list of id sequences."
     n = sum(len(x) for x in ids)
     return sum(int(i) == UNK for x in ids for i in x) / max(n, 1)
 
-# %% ../nbs/00_data.ipynb #63f3aa16
+# %% ../nbs/00_data.ipynb #963966f7
 @dataclass
 class EncodedCorpus:
     "Id sequences of a corpus: `src` ends with `<eos>`; `tgt` is bare (batching adds `<bos>`/`<eos>`)."
@@ -473,7 +476,7 @@ def encode_corpus(tok:Tokenizer, corpus:ParallelCorpus, max_len:int) -> EncodedC
         src.append(s[:max_len - 1] + [EOS]); tgt.append(t[:max_len - 1])
     return EncodedCorpus(src, tgt, n_clipped)
 
-# %% ../nbs/00_data.ipynb #d6a0778f
+# %% ../nbs/00_data.ipynb #aed288a7
 def plot_lengths(enc:EncodedCorpus, title:str=""):
     "Histograms of source and target lengths (in subword tokens)."
     import matplotlib.pyplot as plt
@@ -486,7 +489,7 @@ def plot_lengths(enc:EncodedCorpus, title:str=""):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/00_data.ipynb #5e4b0141
+# %% ../nbs/00_data.ipynb #e111f3ce
 class TokenBatchSampler(Sampler):
     "Length-bucketed batches of indices under a padded-token budget; seeded, resumable, shardable."
     def __init__(self, src_lens:Sequence[int], tgt_lens:Sequence[int], max_tokens:int=4000, max_sentences:int=0,
@@ -533,7 +536,7 @@ class TokenBatchSampler(Sampler):
     def __iter__(self): yield from self.batches()[self.start:]
     def __len__(self): return len(self.batches()) - self.start
 
-# %% ../nbs/00_data.ipynb #c56b5538
+# %% ../nbs/00_data.ipynb #a2fce9f1
 @dataclass
 class Batch:
     "A padded batch. Masks are `True` on real tokens."
@@ -565,7 +568,7 @@ def collate(items:list[tuple[int, list[int], list[int]]]) -> Batch:
     return Batch(src=src, src_mask=src != PAD, src_lengths=torch.tensor([len(s) for s in srcs]),
                  tgt_in=tgt_in, tgt_out=tgt_out, tgt_mask=tgt_out != PAD, idx=torch.tensor(idx))
 
-# %% ../nbs/00_data.ipynb #26c5facb
+# %% ../nbs/00_data.ipynb #9a4f5b67
 class PairDataset(Dataset):
     "An `EncodedCorpus` as a torch `Dataset` of `(index, src_ids, tgt_ids)`."
     def __init__(self, enc:EncodedCorpus): self.enc = enc
@@ -578,7 +581,9 @@ def make_loader(enc:EncodedCorpus, cfg:DataConfig, shuffle:bool=True, seed:int=0
     sampler = TokenBatchSampler([len(s) for s in enc.src], [len(t) for t in enc.tgt],
                                 cfg.max_tokens if max_tokens is None else max_tokens, cfg.max_sentences,
                                 shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
-    return DataLoader(PairDataset(enc), batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers)
+    # its own generator: creating an iterator must not draw from the global RNG (exact resume, 03)
+    return DataLoader(PairDataset(enc), batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+                      generator=torch.Generator().manual_seed(seed))
 
 def padding_ratio(loader:DataLoader) -> dict:
     "Fraction of padded positions on each side over one epoch of `loader`'s batches."

@@ -43,7 +43,7 @@ class ModelConfig:
         for k in ("dropout_emb", "dropout_rnn", "dropout_attn"):
             check(0 <= getattr(self, k) < 1, k, f"must be in [0, 1), got {getattr(self, k)}")
 
-# %% ../nbs/01_vanilla_seq2seq.ipynb #b083ee71
+# %% ../nbs/01_vanilla_seq2seq.ipynb #e9c8829c
 def select_rows(x, idx:torch.Tensor):
     "Rows `idx` of a tensor, or of every tensor in a (named) tuple; `None` entries stay `None`."
     if x is None: return None
@@ -65,11 +65,13 @@ class Seq2Seq(nn.Module):
             logits.append(out); alphas.append(a)
         return torch.stack(logits, 1), (None if alphas[0] is None else torch.stack(alphas, 1))
 
-    def forward(self, src, src_mask, src_lengths, tgt_in): return self.forward_stepwise(src, src_mask, src_lengths, tgt_in)
+    def forward(self, src, src_mask, src_lengths, tgt_in, features:bool=False):
+        assert not features, "the step-by-step reference computes logits only"
+        return self.forward_stepwise(src, src_mask, src_lengths, tgt_in)
 
-    def forward_batch(self, batch:Batch):
+    def forward_batch(self, batch:Batch, features:bool=False):
         "`forward` on a `Batch`."
-        return self(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in)
+        return self(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in, features=features)
 
 # %% ../nbs/01_vanilla_seq2seq.ipynb #40d1bcad
 MODELS = {}
@@ -107,7 +109,7 @@ class Encoder(nn.Module):
         summary = torch.cat([h_n[-2], h_n[-1]], -1)                       # (B, 2·H_enc): last fwd ⊕ first bwd
         return self.drop_rnn(enc_out), summary
 
-# %% ../nbs/01_vanilla_seq2seq.ipynb #3b5220ce
+# %% ../nbs/01_vanilla_seq2seq.ipynb #93d53ffa
 class Generator(nn.Module):
     "`logits = W_o x + b_o` over the target vocabulary; optional tanh readout layer (with dropout); optional tied embedding."
     def __init__(self, in_dim:int, vocab:int, readout_dim:int=0, tied:nn.Embedding|None=None, dropout:float=0.):
@@ -122,13 +124,19 @@ class Generator(nn.Module):
             self.proj = nn.Linear(d, E, bias=False) if d != E else None  # map to E before the tied matrix
             self.W_o, self.b_o, self.tied = None, nn.Parameter(torch.zeros(vocab)), [tied]  # list: not a submodule twice
 
-    def forward(self, x):
-        "`x` (..., in_dim) -> logits (..., V)."
+    def features(self, x):
+        "Everything before the vocabulary projection: `x` (..., in_dim) -> (..., d)."
         if self.readout is not None: x = torch.tanh(self.readout(x))
         x = self.drop(x)
-        if self.W_o is not None: return self.W_o(x)
-        if self.proj is not None: x = self.proj(x)
-        return F.linear(x, self.tied[0].weight, self.b_o)
+        return x if self.proj is None else self.proj(x)
+
+    def output_layer(self) -> tuple:
+        "Weight (V, d) and bias (V,) of the vocabulary projection (the target embedding when tied)."
+        return (self.W_o.weight, self.W_o.bias) if self.W_o is not None else (self.tied[0].weight, self.b_o)
+
+    def forward(self, x):
+        "`x` (..., in_dim) -> logits (..., V)."
+        return F.linear(self.features(x), *self.output_layer())
 
 # %% ../nbs/01_vanilla_seq2seq.ipynb #53957e20
 def init_embedding(emb:nn.Embedding):
@@ -146,7 +154,7 @@ class FixedContextMemory(NamedTuple):
     context: torch.Tensor   # (B, 2·H_enc) c = W_c summary
     summary: torch.Tensor   # (B, 2·H_enc)
 
-# %% ../nbs/01_vanilla_seq2seq.ipynb #b95f71f6
+# %% ../nbs/01_vanilla_seq2seq.ipynb #4fa68407
 @register_model("vanilla")
 class VanillaSeq2Seq(Seq2Seq):
     "Encoder-decoder whose decoder sees the source only through a fixed context vector."
@@ -183,11 +191,12 @@ class VanillaSeq2Seq(Seq2Seq):
         out, state, ctx = self._run(y_prev.unsqueeze(1), state, memory)
         return self.generator(torch.cat([self.drop_rnn(out), ctx], -1))[:, 0], state, None
 
-    def forward(self, src, src_mask, src_lengths, tgt_in):
-        "Teacher forcing in one RNN call: logits (B, T, V)."
+    def forward(self, src, src_mask, src_lengths, tgt_in, features:bool=False):
+        "Teacher forcing in one RNN call: logits (B, T, V) (or the generator's features)."
         memory = self.encode(src, src_mask, src_lengths)
         out, _, ctx = self._run(tgt_in, self.init_state(memory), memory)
-        return self.generator(torch.cat([self.drop_rnn(out), ctx], -1)), None
+        x = torch.cat([self.drop_rnn(out), ctx], -1)                        # (B, T, H_dec + 2·H_enc)
+        return (self.generator.features(x) if features else self.generator(x)), None
 
 # %% ../nbs/01_vanilla_seq2seq.ipynb #dd4611df
 def seq2seq_loss(logits, tgt_out, label_smoothing:float=0.0, reduction:str="mean"):
@@ -211,7 +220,7 @@ def fit(model:Seq2Seq, batches:list[Batch], steps:int, lr:float=3e-3, clip:float
         losses.append(loss.item())
     return losses
 
-# %% ../nbs/01_vanilla_seq2seq.ipynb #32f9ddd1
+# %% ../nbs/01_vanilla_seq2seq.ipynb #21e045ab
 class Decoded(NamedTuple):
     "Output of a decoder search for a batch."
     tokens: torch.Tensor        # (B, T') ids, <eos> included when emitted, <pad> after
@@ -236,6 +245,7 @@ def greedy_decode(model:Seq2Seq, src, src_mask, src_lengths, max_len_a:float=1.5
     for t in range(int(limit.max())):
         logits, state, a = model.step(y, state, memory)
         logp = torch.log_softmax(logits.float(), -1)                      # (B, V)
+        logp[:, [PAD, BOS]] = float("-inf")                                # never valid outputs
         y = logp.argmax(-1)
         scores += torch.where(done, 0., logp.gather(1, y.unsqueeze(1)).squeeze(1))
         y = y.masked_fill(done, PAD)
