@@ -41,3 +41,37 @@ def small_corpus(multi30k_cfg):
 def small_tok(small_corpus):
     from seq2seq_nb.data import DataConfig, Tokenizer
     return Tokenizer.train(small_corpus[0], DataConfig(vocab_size=1000))
+
+
+def cli_env():
+    "Environment for CLI subprocesses: one thread, the mirror if there is one."
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", PYTHONWARNINGS="ignore")
+    if _mirror(): env["SEQ2SEQ_DATA_MIRROR"] = str(_mirror())
+    return env
+
+
+def run_cli(*args, stdin=None, timeout=300, **kw):
+    "Run `python *args` from the repository root; returns the CompletedProcess (bytes)."
+    import subprocess, sys
+    return subprocess.run([sys.executable, *map(str, args)], input=stdin, capture_output=True, cwd=ROOT,
+                           env=cli_env(), timeout=timeout, **kw)
+
+
+def quick_overrides(**extra):
+    "`--set` overrides that shrink configs/tiny.yaml to a few seconds of training."
+    o = {"data.train_subset": 800, "data.valid_subset": 40, "data.vocab_size": 500, "train.max_epochs": 0,
+         "train.max_steps": 8, "train.test_beam": 0, "train.tensorboard": False, "train.log_every": 2}
+    o.update(extra)
+    return [f"{k}={v}" for k, v in o.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, multi30k_cfg):
+    "A finished tiny training run (about 10 s): its run directory."
+    from seq2seq_nb.train import Trainer, load_config
+    run_dir = tmp_path_factory.mktemp("runs")/"tiny"
+    cfg = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.max_steps": 40, "train.tensorboard": True,
+                                                                   "train.eval_every": 20, "train.test_beam": 2}))
+    cfg.data.mirror = multi30k_cfg.mirror
+    Trainer(cfg, run_dir, quiet=True).fit()
+    return run_dir
