@@ -22,12 +22,12 @@ $(BIN)/.installed: setup.py settings.ini requirements/constraints.txt
 install: $(BIN)/.installed
 
 train: install
-	$(BIN)/python -m seq2seq_nb.train --config $(CONFIG) --run-dir $(RUN)
+	$(BIN)/python scripts/train.py --config $(CONFIG) --run-dir $(RUN)
 	$(MAKE) --no-print-directory translate
 
 # translate the test set with the best checkpoint and score it (cased, detokenized sacreBLEU and chrF)
 translate: install
-	$(BIN)/python -m seq2seq_nb.translate --ckpt $(RUN)/best.pt --split test --beam 5 --out $(RUN)/test.hyp
+	$(BIN)/python scripts/translate.py --ckpt $(RUN)/best.pt --split test --beam 5 --out $(RUN)/test.hyp
 	head -n 5 $(RUN)/test.hyp
 
 test: install
@@ -52,7 +52,7 @@ readme: install
 	$(BIN)/python scripts/make_readme.py
 
 bench: install
-	$(BIN)/python -m seq2seq_nb.bench
+	$(BIN)/python scripts/bench.py
 
 lab: install
 	$(BIN)/jupyter lab nbs

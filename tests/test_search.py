@@ -1,0 +1,102 @@
+"""Beam search: beam 1 == greedy, batched == per-sentence reference == exhaustive search, batch independence."""
+import itertools
+
+import pytest
+import torch
+
+from seq2seq_nb.data import BOS, EOS, UNK, ConfigError, from_dict
+from seq2seq_nb.search import SearchConfig, beam_search, beam_search_single, length_penalty
+from seq2seq_nb.train import collate_src, strip_special
+from seq2seq_nb.vanilla import greedy_decode, max_lengths
+from helpers import tiny_model
+
+
+def sources(seed=0, n=6, vocab=23):
+    g = torch.Generator().manual_seed(seed)
+    lens = [7, 0, 3, 12, 5, 1][:n]
+    return [torch.randint(4, vocab, (k,), generator=g).tolist() + [EOS] for k in lens]
+
+
+@pytest.mark.parametrize("arch,cell", [("vanilla", "gru"), ("attention", "gru"), ("attention", "lstm")])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_beam_one_is_greedy(arch, cell, seed):
+    m = tiny_model(arch, cell, seed=seed)
+    src = collate_src(sources(seed))
+    greedy = greedy_decode(m, *src)
+    for i, hyps in enumerate(beam_search(m, *src, SearchConfig(beam=1, alpha=0.6))):
+        assert hyps[0].tokens == strip_special(greedy.tokens[i])
+        assert abs(hyps[0].logprob - float(greedy.scores[i])) < 1e-4
+
+
+@pytest.mark.parametrize("cfg", [SearchConfig(beam=4, alpha=0.6, n_best=4), SearchConfig(beam=3, alpha=1.0, coverage=0.4, n_best=2),
+                                 SearchConfig(beam=5, alpha=0.0, max_len_a=0.5, max_len_b=3, n_best=5)])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_batched_equals_single_sentence(cfg, cell):
+    m = tiny_model("attention", cell, tgt_vocab=13)
+    srcs = sources(2)
+    batched = beam_search(m, *collate_src(srcs), cfg)
+    for i, s in enumerate(srcs):
+        single = beam_search_single(m, s, cfg)
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in single]
+        assert torch.allclose(torch.tensor([h.score for h in batched[i]]), torch.tensor([h.score for h in single]), atol=1e-4)
+        assert [h.ended for h in batched[i]] == [h.ended for h in single]
+
+
+def _exhaustive(model, src_ids, max_out, alpha):
+    outs = []
+    for n in range(max_out + 1):
+        for body in itertools.product([UNK, 4], repeat=n):
+            if n < max_out: outs.append(list(body) + [EOS])
+            elif n: outs.append(list(body))
+    src = collate_src([src_ids] * len(outs))
+    with torch.no_grad(): logits, _ = model(*src, collate_src([[BOS] + o[:-1] for o in outs])[0])
+    logp = torch.log_softmax(logits, -1)
+    scored = [(sum(float(logp[i, t, o[t]]) for t in range(len(o))) / length_penalty(len(o), alpha), [x for x in o if x != EOS])
+              for i, o in enumerate(outs)]
+    return sorted(scored, key=lambda x: -x[0])
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_beam_as_wide_as_vocabulary_matches_exhaustive_search(seed, alpha):
+    m = tiny_model("attention", tgt_vocab=5, seed=seed)
+    for src_ids in ([5, 6, 7, EOS], [9, EOS]):
+        best = _exhaustive(m, src_ids, 2, alpha)
+        h = beam_search(m, *collate_src([src_ids]), SearchConfig(beam=5, alpha=alpha, max_len_a=0, max_len_b=2))[0][0]
+        assert h.tokens == best[0][1] and abs(h.score - best[0][0]) < 1e-4
+        full = _exhaustive(m, src_ids, 3, alpha)          # 15 outputs; a beam of 16 never prunes
+        hyps = beam_search(m, *collate_src([src_ids]), SearchConfig(beam=16, alpha=alpha, n_best=16, max_len_a=0, max_len_b=3))[0]
+        assert [x.tokens for x in hyps] == [o for _, o in full]
+
+
+def test_translation_does_not_depend_on_the_batch():
+    m = tiny_model("attention", tgt_vocab=40)
+    srcs = sources(4)
+    cfg = SearchConfig(beam=4)
+    together = [h[0] for h in beam_search(m, *collate_src(srcs), cfg)]
+    for i, s in enumerate(srcs):
+        alone = beam_search(m, *collate_src([s]), cfg)[0][0]
+        assert alone.tokens == together[i].tokens and abs(alone.score - together[i].score) < 1e-4
+    reordered = beam_search(m, *collate_src(srcs[::-1] + srcs), cfg)
+    assert [h[0].tokens for h in reordered[len(srcs):]] == [h.tokens for h in together]
+
+
+def test_deterministic_and_within_length_limits():
+    m = tiny_model("attention", tgt_vocab=40)
+    srcs = sources(5)
+    src = collate_src(srcs)
+    cfg = SearchConfig(beam=3, n_best=3, max_len_a=1.0, max_len_b=2)
+    a, b = beam_search(m, *src, cfg), beam_search(m, *src, cfg)
+    assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in b]
+    limits = max_lengths(src[2], 1.0, 2)
+    for hyps, lim in zip(a, limits.tolist()):
+        assert hyps, "every sentence, the empty one included, gets a hypothesis"
+        for h in hyps:
+            assert len(h.tokens) + h.ended <= lim
+            assert h.alphas.shape == (len(h.tokens) + h.ended, src[0].shape[1])
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_search_config_errors():
+    with pytest.raises(ConfigError, match="n_best: must be between 1 and beam"): from_dict(SearchConfig, {"beam": 2, "n_best": 3})
+    with pytest.raises(ConfigError, match="beam: must be >= 1"): from_dict(SearchConfig, {"beam": 0})

@@ -1,0 +1,101 @@
+"""The translate command on real and bad input: one output line per input line, clear errors, no tracebacks."""
+import gzip
+
+import pytest
+
+from seq2seq_nb.search import SearchConfig, Translator
+from conftest import run_cli
+
+
+def translate(ckpt, *args, stdin=None):
+    return run_cli("scripts/translate.py", "--ckpt", ckpt, *args, stdin=stdin)
+
+
+def test_one_line_per_input_line_blank_lines_included(tiny_run, tmp_path):
+    src = tmp_path/"in.en"
+    src.write_text("A man rides a horse.\n\n   \nTwo children are playing.\nA dog.\n", encoding="utf-8")
+    r = translate(tiny_run/"best.pt", "--src", src, "--out", tmp_path/"out.fr")
+    assert r.returncode == 0, r.stderr.decode()
+    out = (tmp_path/"out.fr").read_text(encoding="utf-8").split("\n")
+    assert len(out) == 6 and out[-1] == "" and out[1] == "" and out[2] == ""
+    assert all(out[i].strip() for i in (0, 3, 4))
+
+
+def test_stdin_stdout_gzip_and_determinism(tiny_run, tmp_path):
+    text = b"A woman is reading a book.\nPeople walk on the street.\n"
+    with gzip.open(tmp_path/"in.en.gz", "wb") as f: f.write(text)
+    a = translate(tiny_run/"best.pt", "--src", "-", stdin=text)
+    b = translate(tiny_run/"best.pt", "--src", tmp_path/"in.en.gz")
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout and a.stdout.count(b"\n") == 2
+
+
+def test_empty_file_gives_empty_output(tiny_run, tmp_path):
+    (tmp_path/"empty").write_text("")
+    r = translate(tiny_run/"best.pt", "--src", tmp_path/"empty", "--out", tmp_path/"out")
+    assert r.returncode == 0 and (tmp_path/"out").read_text() == ""
+
+
+def test_very_long_lines_are_clipped_and_translated(tiny_run, tmp_path):
+    (tmp_path/"long").write_text("a man " * 2000 + "\nA cat.\n")
+    r = translate(tiny_run/"best.pt", "--src", tmp_path/"long", "--max-src-len", 100)
+    assert r.returncode == 0 and r.stdout.count(b"\n") == 2
+    assert b"1 line(s) longer than 100 subwords were clipped" in r.stderr
+
+
+def test_invalid_utf8_names_file_and_line(tiny_run, tmp_path):
+    (tmp_path/"bad.en").write_bytes(b"A man.\nA dog \xe9 runs.\n")
+    r = translate(tiny_run/"best.pt", "--src", tmp_path/"bad.en")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "bad.en:2: invalid UTF-8" in err and "Traceback" not in err and err.count("\n") == 1
+    r = translate(tiny_run/"best.pt", "--src", "-", stdin=b"ok\n\xff\n")
+    assert r.returncode == 2 and "<stdin>:2: invalid UTF-8" in r.stderr.decode()
+
+
+def test_n_best_format(tiny_run):
+    r = translate(tiny_run/"best.pt", "--src", "-", "--beam", 4, "--n-best", 3, stdin=b"A dog runs.\n\nA man sits.\n")
+    lines = r.stdout.decode().splitlines()
+    ids = [int(l.split(" ||| ")[0]) for l in lines]
+    assert ids[:3] == [0, 0, 0] and 1 in ids and ids[-3:] == [2, 2, 2]
+    scores = [float(l.split(" ||| ")[2]) for l in lines if l.startswith("0 |||")]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_reference_scoring_and_mismatch(tiny_run, tmp_path):
+    (tmp_path/"s").write_text("A man.\nA dog.\n"); (tmp_path/"r").write_text("Un homme.\nUn chien.\n")
+    r = translate(tiny_run/"best.pt", "--src", tmp_path/"s", "--ref", tmp_path/"r")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "BLEU" in err and "case:mixed" in err and "chrF" in err
+    (tmp_path/"r").write_text("Un homme.\n")
+    r = translate(tiny_run/"best.pt", "--src", tmp_path/"s", "--ref", tmp_path/"r")
+    assert r.returncode == 2 and "has 1 lines but" in r.stderr.decode()
+
+
+def test_split_of_the_checkpoint_corpus(tiny_run, tmp_path):
+    r = translate(tiny_run/"best.pt", "--split", "valid", "--out", tmp_path/"v.fr", "--beam", 2)
+    assert r.returncode == 0, r.stderr.decode()
+    assert len((tmp_path/"v.fr").read_text().splitlines()) == 40 and b"BLEU" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [(["--beam", "0"], "beam: must be >= 1"), (["--n-best", "9"], "n_best: must be between 1 and beam")])
+def test_bad_options(tiny_run, args, needle):
+    r = translate(tiny_run/"best.pt", "--src", "-", *args, stdin=b"A man.\n")
+    assert r.returncode == 2 and needle in r.stderr.decode()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_unusable_checkpoints(tmp_path, tiny_run, content):
+    p = tmp_path/"x.pt"
+    if content is None: p.write_bytes((tiny_run/"best.pt").read_bytes()[:5000])
+    else: p.write_bytes(content)
+    r = translate(p, "--src", "-", stdin=b"A man.\n")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and str(p) in err and "Traceback" not in err and err.count("\n") == 1
+    r = translate(tmp_path/"missing.pt", "--src", "-", stdin=b"A man.\n")
+    assert r.returncode == 2 and "no such checkpoint" in r.stderr.decode()
+
+
+def test_translator_api(tiny_run):
+    t = Translator.from_checkpoint(tiny_run/"best.pt")
+    out = t.translate(["A man rides a horse.", ""], SearchConfig(beam=3, n_best=2))
+    assert len(out) == 2 and len(out[0]) == 2 and out[1][0].text == ""
+    assert out[0][0].hyp.score >= out[0][1].hyp.score
