@@ -98,7 +98,7 @@ def beam_search_single(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=Search
     return [Hypothesis(tokens=[x for x in b[2] if x != EOS], score=b[0], logprob=b[1],
                        alphas=torch.stack(b[3]) if b[3] else None, ended=b[6]) for b in beams[:cfg.n_best]]
 
-# %% ../nbs/04_beam_search.ipynb #697b4625
+# %% ../nbs/04_beam_search.ipynb #097e738f
 @torch.inference_mode()
 def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=SearchConfig()) -> list[list[Hypothesis]]:
     "Batched beam search: the `cfg.n_best` best hypotheses of every sentence in the batch."
@@ -109,53 +109,62 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
     memory, mask = select_rows(memory, rows), src_mask[rows]             # row b·K + k is beam k of sentence b
     state = model.init_state(memory)
     limit = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b).to(dev)[rows]   # (B·K,)
-    offsets = torch.arange(B, device=dev)[:, None] * K                   # (B, 1) beam offsets [0, 5, 10] for B=3, K=5
     logprob = torch.full((B, K), float("-inf"), device=dev); logprob[:, 0] = 0.   # only beam 0 is alive at first
     length = torch.zeros(B * K, dtype=torch.long, device=dev)            # tokens generated so far
     done = torch.zeros(B * K, dtype=torch.bool, device=dev)
     tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)         # (B·K, t)
     alphas, cov = None, None                                             # (B·K, t, S), (B·K, S) for attention models
     y = torch.full((B * K,), BOS, dtype=torch.long, device=dev)
-    top_score = logprob
+    sentence = torch.arange(B)                                           # which input sentence each active block holds
+    out = [None] * B
     for t in range(int(limit.max())):
-        logits, new_state, a = model.step(y, state, memory)              # (B·K, V)
+        Ba = len(sentence)                                               # sentences still being searched
+        logits, new_state, a = model.step(y, state, memory)              # (Ba·K, V)
         V = logits.shape[-1]
         logp = torch.log_softmax(logits.float(), -1)
         logp[:, [PAD, BOS]] = float("-inf")
         logp.masked_fill_(done[:, None], float("-inf"))                  # an ended beam's only continuation:
         logp[:, PAD] = torch.where(done, 0., logp[:, PAD])               # itself, plus <pad> at log-probability 0
-        new_len = length + (~done).long()                                # (B·K,)
+        new_len = length + (~done).long()                                # (Ba·K,)
         new_cov = None if a is None else (a * (~done)[:, None]).add_(cov if cov is not None else 0.)
-        cand = logprob.view(-1, 1) + logp                                # (B·K, V) log P of every extension
+        cand = logprob.view(-1, 1) + logp                                # (Ba·K, V) log P of every extension
         score = _rank_score(cand, new_len[:, None], None if new_cov is None else new_cov[:, None, :], mask[:, None, :], cfg)
-        top_score, top_idx = score.view(B, K * V).topk(K, dim=1)         # (B, K) the K best extensions per sentence
-        src_rows = (offsets + top_idx // V).view(-1)                     # (B·K,) the beam each winner extends
-        tok = (top_idx % V).view(-1)                                     # (B·K,) with which token
-        logprob = cand.view(B, K * V).gather(1, top_idx)                 # (B, K)
+        top_score, top_idx = score.view(Ba, K * V).topk(K, dim=1)        # (Ba, K) the K best extensions per sentence
+        offsets = torch.arange(Ba, device=dev)[:, None] * K              # (Ba, 1) beam offsets [0, 5, 10] for Ba=3, K=5
+        src_rows = (offsets + top_idx // V).view(-1)                     # (Ba·K,) the beam each winner extends
+        tok = (top_idx % V).view(-1)                                     # (Ba·K,) with which token
+        logprob = cand.view(Ba, K * V).gather(1, top_idx)                # (Ba, K)
         was_done, length = done[src_rows], new_len[src_rows]
         tokens = torch.cat([tokens[src_rows], tok[:, None]], 1)
         if a is not None:
-            step_alphas = (a * (~done)[:, None])[src_rows]               # (B·K, S), zero rows for ended beams
+            step_alphas = (a * (~done)[:, None])[src_rows]               # (Ba·K, S), zero rows for ended beams
             alphas = step_alphas[:, None] if alphas is None else torch.cat([alphas[src_rows], step_alphas[:, None]], 1)
             cov = new_cov[src_rows]
         done = was_done | (tok == EOS) | (length >= limit) | torch.isinf(logprob.view(-1))
         state, y = select_rows(new_state, src_rows), tok
-        if done.all(): break
-    return _collect(tokens, top_score, logprob, alphas, length, B, cfg)
-
-def _collect(tokens, score, logprob, alphas, length, B, cfg) -> list[list[Hypothesis]]:
-    "Turn the final beams into sorted n-best lists (topk already sorted each sentence's beams by score)."
-    out, K = [], cfg.beam
-    for b in range(B):
-        hyps = []
-        for k in range(K):
-            r = b * K + k
-            if not math.isfinite(float(logprob[b, k])): continue          # a beam that never came alive
-            toks = tokens[r, :int(length[r])].tolist()
-            hyps.append(Hypothesis(tokens=[x for x in toks if x != EOS], score=float(score[b, k]), logprob=float(logprob[b, k]),
-                                   alphas=None if alphas is None else alphas[r, :int(length[r])].clone(), ended=EOS in toks))
-        out.append(hyps[:cfg.n_best])
+        finished = done.view(Ba, K).all(1)                               # (Ba,) every beam of the sentence has ended
+        if finished.any():                                               # collect them and drop their rows
+            for j in finished.nonzero().flatten().tolist():
+                out[int(sentence[j])] = _collect(tokens, top_score[j], logprob[j], alphas, length, j * K, cfg)
+            keep = (~finished).nonzero().flatten()
+            if len(keep) == 0: break
+            keep_rows = (keep[:, None] * K + torch.arange(K, device=dev)).view(-1)
+            memory, state, mask, limit = select_rows(memory, keep_rows), select_rows(state, keep_rows), mask[keep_rows], limit[keep_rows]
+            tokens, length, done, y = tokens[keep_rows], length[keep_rows], done[keep_rows], y[keep_rows]
+            alphas, cov = select_rows(alphas, keep_rows), select_rows(cov, keep_rows)
+            logprob, top_score, sentence = logprob[keep], top_score[keep], sentence[keep.cpu()]
     return out
+
+def _collect(tokens, score, logprob, alphas, length, first:int, cfg) -> list[Hypothesis]:
+    "The n-best list of one sentence whose beams are rows `first` .. `first + K - 1` (already sorted by score)."
+    hyps = []
+    for k in range(cfg.beam):
+        r = first + k
+        if not math.isfinite(float(logprob[k])): continue                # a beam that never came alive
+        toks = tokens[r, :int(length[r])].tolist()
+        hyps.append(Hypothesis(tokens=[x for x in toks if x != EOS], score=float(score[k]), logprob=float(logprob[k]),
+                               alphas=None if alphas is None else alphas[r, :int(length[r])].clone(), ended=EOS in toks))
+    return hyps[:cfg.n_best]
 
 # %% ../nbs/04_beam_search.ipynb #cc333f12
 def beam_search_fn(**kw) -> Callable:

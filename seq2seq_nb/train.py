@@ -310,7 +310,7 @@ def _broadcast(obj, src:int=0):
     if _dist_info()[1] == 1: return obj
     box = [obj]; dist.broadcast_object_list(box, src=src); return box[0]
 
-# %% ../nbs/03_train_at_scale.ipynb #a2352ebe
+# %% ../nbs/03_train_at_scale.ipynb #64092acd
 class Trainer:
     "Trains a `Config` into `run_dir`: data, model, optimisation, evaluation, checkpoints, logs."
     def __init__(self, cfg:Config, run_dir, resume:bool=False, callbacks:list[Callable]=(), quiet:bool=False):
@@ -318,8 +318,8 @@ class Trainer:
         self.rank, self.world = _dist_info()
         self.main = self.rank == 0
         ckpt = self._resume_checkpoint() if resume else None
-        if ckpt is not None:  # the run's own config (with the new --set overrides for training limits)
-            self._check_resumable(ckpt)
+        if ckpt is not None: self._check_resumable(ckpt)                  # training limits may change, the model may not
+        self.git = git_hash()
         self.device = setup_runtime(cfg.train)
         self._setup_data(Tokenizer.from_state_dict(ckpt["tokenizer"]) if ckpt else None)
         self._setup_model()
@@ -352,10 +352,8 @@ class Trainer:
     def _setup_data(self, tok:Tokenizer|None):
         d = self.cfg.data
         train, valid = load_split(d, "train"), load_split(d, "valid")
-        if tok is None:
-            tok = Tokenizer.train(train, d) if self.main else None
-            tok = _broadcast(tok.state_dict() if tok else None)
-            tok = tok if isinstance(tok, Tokenizer) else Tokenizer.from_state_dict(tok)
+        if tok is None:                                                   # rank 0 learns the subwords, the others receive them
+            tok = Tokenizer.from_state_dict(_broadcast(Tokenizer.train(train, d).state_dict() if self.main else None))
         self.tok, self.valid_refs = tok, valid.tgt
         self.enc_train = encode_corpus(tok, train, d.max_len)
         self.enc_valid = encode_corpus(tok, valid, EVAL_MAX_LEN)
@@ -387,7 +385,7 @@ class Trainer:
         for stale in self.run_dir.glob(".*.tmp"): stale.unlink()              # left by a process killed mid-write
         import yaml
         with atomic_write(self.run_dir/"config.yaml", "w") as f: yaml.safe_dump(to_dict(self.cfg), f, sort_keys=False)
-        with atomic_write(self.run_dir/"git_hash.txt", "w") as f: f.write(git_hash() + "\n")
+        with atomic_write(self.run_dir/"git_hash.txt", "w") as f: f.write(self.git + "\n")
         self.tok.save(self.run_dir)
 
     # -- state -------------------------------------------------------------------------------------
@@ -395,7 +393,7 @@ class Trainer:
         "Everything needed to translate with this model and to resume this run exactly."
         return {"config": to_dict(self.cfg), "model": self.model.state_dict(), "tokenizer": self.tok.state_dict(),
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-                "rng": rng_state(), "git": git_hash(),
+                "rng": rng_state(), "git": self.git,
                 "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                              "best_bleu": self.best_bleu, "best_step": self.best_step, "bad_evals": self.bad_evals,
                              "train_time": self.train_time, "peak_rss_mb": self.peak_rss_mb()}}
@@ -569,14 +567,14 @@ def fit(self:Trainer) -> dict:
     self.log(f"finished after {self.step} steps ({reason}); best dev BLEU {self.best_bleu:.2f} at step {self.best_step}")
     return self.finish(reason)
 
-# %% ../nbs/03_train_at_scale.ipynb #62b3fdd1
+# %% ../nbs/03_train_at_scale.ipynb #ca386373
 @_add_to(Trainer)
 def finish(self:Trainer, reason:str) -> dict:
     t = self.cfg.train
     res = {"name": self.cfg.name, "reason": reason, "steps": self.step, "epochs": round(self.epoch + self.batch_in_epoch / max(len(self.sampler.batches()), 1), 2),
            "wall_minutes": round(self.train_time / 60, 2), "best_dev_bleu": self.best_bleu, "best_step": self.best_step,
            "device": str(self.device), "threads": torch.get_num_threads(), "processes": self.world,
-           "cpu": _cpu_name(), "git": git_hash(), "peak_rss_mb": round(self.peak_rss_mb())}
+           "cpu": _cpu_name(), "git": self.git, "peak_rss_mb": round(self.peak_rss_mb())}
     if self.main and t.test_beam and (self.run_dir/"best.pt").exists():
         best = load_checkpoint(self.run_dir/"best.pt", self.device)
         self.model.load_state_dict(best["model"])

@@ -112,3 +112,18 @@ def test_cli_trains_and_reports(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     summary = json.loads(r.stdout.decode().strip().splitlines()[-1])
     assert summary["steps"] == 4 and summary["processes"] == 1
+
+
+def test_bf16_autocast_trains_and_fp16_needs_cuda(tmp_path, multi30k_cfg):
+    "The mixed-precision paths on CPU: bf16 autocast trains (and resumes); fp16 without CUDA is refused up front."
+    cfg = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.precision": "bf16", "train.max_steps": 2,
+                                                                   "data.max_tokens": 200, "data.train_subset": 200}))
+    cfg.data.mirror = multi30k_cfg.mirror
+    with pytest.warns(UserWarning, match="bf16|no bf16") if torch.backends.cpu.get_cpu_capability() not in ("AVX512_BF16", "AMX") \
+            else __import__("contextlib").nullcontext():
+        tr = Trainer(cfg, tmp_path/"bf16", quiet=True)
+    res = tr.fit()
+    assert res["steps"] == 2 and all(torch.isfinite(p).all() for p in tr.model.parameters())
+    assert not tr.scaler.is_enabled()                                  # bf16 needs no loss scaling
+    r = run_cli("-m", "seq2seq_nb.train", "--config", "configs/tiny.yaml", "--set", "train.precision=fp16", "--set", "train.device=cpu")
+    assert r.returncode == 2 and "train.precision: fp16 needs a CUDA device" in r.stderr.decode()
