@@ -98,7 +98,7 @@ def beam_search_single(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=Search
     return [Hypothesis(tokens=[x for x in b[2] if x != EOS], score=b[0], logprob=b[1],
                        alphas=torch.stack(b[3]) if b[3] else None, ended=b[6]) for b in beams[:cfg.n_best]]
 
-# %% ../nbs/04_beam_search.ipynb #097e738f
+# %% ../nbs/04_beam_search.ipynb #4f353945
 @torch.inference_mode()
 def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=SearchConfig()) -> list[list[Hypothesis]]:
     "Batched beam search: the `cfg.n_best` best hypotheses of every sentence in the batch."
@@ -110,6 +110,7 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
     state = model.init_state(memory)
     limit = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b).to(dev)[rows]   # (B·K,)
     logprob = torch.full((B, K), float("-inf"), device=dev); logprob[:, 0] = 0.   # only beam 0 is alive at first
+    ended_logp = logprob[0].clone()                                      # (K,) [0, -inf, ...]: <pad>, then nothing
     length = torch.zeros(B * K, dtype=torch.long, device=dev)            # tokens generated so far
     done = torch.zeros(B * K, dtype=torch.bool, device=dev)
     tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)         # (B·K, t)
@@ -120,20 +121,21 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
     for t in range(int(limit.max())):
         Ba = len(sentence)                                               # sentences still being searched
         logits, new_state, a = model.step(y, state, memory)              # (Ba·K, V)
-        V = logits.shape[-1]
-        logp = torch.log_softmax(logits.float(), -1)
-        logp[:, [PAD, BOS]] = float("-inf")
-        logp.masked_fill_(done[:, None], float("-inf"))                  # an ended beam's only continuation:
-        logp[:, PAD] = torch.where(done, 0., logp[:, PAD])               # itself, plus <pad> at log-probability 0
+        logp = torch.log_softmax(logits.float(), -1)                     # (Ba·K, V)
+        logp[:, [PAD, BOS]] = float("-inf")                              # never valid outputs
+        k = min(K, logp.shape[-1])
+        logp, top_tok = logp.topk(k, dim=1)                              # (Ba·K, k) each beam's k best tokens
+        logp = torch.where(done[:, None], ended_logp[:k], logp)          # an ended beam's only continuation:
+        top_tok = top_tok.masked_fill(done[:, None], PAD)                # itself, plus <pad> at log-probability 0
         new_len = length + (~done).long()                                # (Ba·K,)
         new_cov = None if a is None else (a * (~done)[:, None]).add_(cov if cov is not None else 0.)
-        cand = logprob.view(-1, 1) + logp                                # (Ba·K, V) log P of every extension
+        cand = logprob.view(-1, 1) + logp                                # (Ba·K, k) log P of the candidate extensions
         score = _rank_score(cand, new_len[:, None], None if new_cov is None else new_cov[:, None, :], mask[:, None, :], cfg)
-        top_score, top_idx = score.view(Ba, K * V).topk(K, dim=1)        # (Ba, K) the K best extensions per sentence
+        top_score, top_idx = score.view(Ba, K * k).topk(K, dim=1)        # (Ba, K) the K best extensions per sentence
         offsets = torch.arange(Ba, device=dev)[:, None] * K              # (Ba, 1) beam offsets [0, 5, 10] for Ba=3, K=5
-        src_rows = (offsets + top_idx // V).view(-1)                     # (Ba·K,) the beam each winner extends
-        tok = (top_idx % V).view(-1)                                     # (Ba·K,) with which token
-        logprob = cand.view(Ba, K * V).gather(1, top_idx)                # (Ba, K)
+        src_rows = (offsets + top_idx // k).view(-1)                     # (Ba·K,) the beam each winner extends
+        tok = top_tok.view(Ba, K * k).gather(1, top_idx).view(-1)        # (Ba·K,) with which token
+        logprob = cand.view(Ba, K * k).gather(1, top_idx)                # (Ba, K)
         was_done, length = done[src_rows], new_len[src_rows]
         tokens = torch.cat([tokens[src_rows], tok[:, None]], 1)
         if a is not None:
