@@ -1,0 +1,227 @@
+#!/usr/bin/env python
+"""Benchmark seq2seq_nb on this machine: prints a table and writes JSON.
+
+  python scripts/bench.py [--config configs/base.yaml] [--ckpt runs/base/best.pt] [--threads 2] [--out FILE]
+  python scripts/bench.py --joeynmt     # also run JoeyNMT (installed into its own venv) side by side
+
+Measured, each in its own process (so peak memory is per task), every figure the median of several
+timed repeats after warm-up:
+  * matmul: GFLOP/s of a large torch.matmul in fp32 and bf16 (the peak the MFU is relative to);
+  * training throughput (target tokens/s) on real, padded Multi30k batches of the config, fp32 and bf16
+    autocast, plus side-by-side measurements of the speed levers (allocator, threads, wait policy);
+  * MFU: analytic training FLOPs per target token (encoder, attention, decoder, output layer; forward
+    + backward = 3x forward) x tokens/s / the fp32 matmul FLOP/s measured above;
+  * decoding on test_2016_flickr: sentences/s for greedy, batched beam 5, and the one-sentence-at-a-time
+    beam search (on a subset);
+  * peak resident memory of training and of decoding.
+"""
+import argparse, datetime, json, os, platform, resource, socket, statistics, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tasks (each runs in a child process: `bench.py --task NAME ...`, prints one JSON line)
+def task_matmul(args):
+    import torch
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        n, reps = 2048, args.repeats
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        t0 = time.perf_counter(); a @ b; first = time.perf_counter() - t0
+        if first > 2:                       # emulated (no bf16 instructions): a smaller product, once
+            n, reps = 512, 2
+            a, b = a[:n, :n].contiguous(), b[:n, :n].contiguous(); a @ b
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter(); a @ b; times.append(time.perf_counter() - t0)
+        out[name] = {"gflops": 2 * n ** 3 / statistics.median(times) / 1e9, "size": n}
+    return out
+
+
+def task_train(args):
+    "Target tokens/s of `Trainer.train_step` (the real training step: loss, clipping, Adam, schedule) on real batches."
+    import tempfile, torch
+    from seq2seq_nb.train import Trainer, load_config
+    o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false"]
+    if args.max_tokens: o.append(f"data.max_tokens={args.max_tokens}")
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
+        pad = __import__("seq2seq_nb.data", fromlist=["padding_ratio"]).padding_ratio(tr.loader)
+        it = iter(tr.loader)                                  # the same batches (epoch 0 order) for every repeat and lever
+        warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
+        for b in warm: tr.train_step([b])
+        n = sum(b.n_tokens for b in timed)
+        tgt_tok, src_tok = n, sum(int(b.src_mask.sum()) for b in timed)
+        span = sum(int((b.tgt_mask.sum(1) * b.src_lengths).sum()) for b in timed)
+        rates = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for b in timed: tr.train_step([b])
+            rates.append(n / (time.perf_counter() - t0))
+        cfg = tr.cfg
+    return {"tokens_per_s": statistics.median(rates), "all": rates, "padding": pad, "src_per_tgt": src_tok / tgt_tok,
+            "attn_span": span / tgt_tok, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "batch_tokens": cfg.data.max_tokens}
+
+
+def task_decode(args):
+    import torch
+    from seq2seq_nb.data import EOS, load_split
+    from seq2seq_nb.search import SearchConfig, Translator, beam_search_fn, beam_search_single
+    from seq2seq_nb.train import decode_corpus, keep_freed_memory, load_config, corpus_scores
+    keep_freed_memory()
+    translator = Translator.from_checkpoint(args.ckpt)
+    test = load_split(translator.cfg.data, "test")
+    src = translator.encode(test.src, 256)
+    model, tok = translator.model, translator.tok
+    out = {"sentences": len(src), "checkpoint": str(args.ckpt)}
+    def timed(fn, n_rep):
+        ts, res = [], None
+        for _ in range(n_rep):
+            t0 = time.perf_counter(); res = fn(); ts.append(time.perf_counter() - t0)
+        return statistics.median(ts), res
+    decode_corpus(model, src[:64], batch_size=64)                                   # warm-up
+    t, hyps = timed(lambda: decode_corpus(model, src, batch_size=64), args.decode_repeats)
+    out["greedy"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"]}
+    t, hyps = timed(lambda: decode_corpus(model, src, beam_search_fn(beam=5), batch_size=64), args.decode_repeats)
+    out["beam5"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"]}
+    sub = src[:args.single_sentences]
+    t, single = timed(lambda: [beam_search_single(model, s, SearchConfig(beam=5))[0].tokens for s in sub], 1)
+    batched_sub = decode_corpus(model, sub, beam_search_fn(beam=5), batch_size=64)
+    out["beam5_single"] = {"sent_per_s": len(sub) / t, "sentences": len(sub),
+                           "same_as_batched": sum(a == b for a, b in zip(single, batched_sub)) / len(sub)}
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+TASKS = {"matmul": task_matmul, "train": task_train, "decode": task_decode}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# analytic FLOPs
+def train_flops_per_target_token(cfg, src_per_tgt, attn_span) -> float:
+    "Training FLOPs (forward + backward = 3 x forward) per target token of the attention model, matmuls only."
+    m, V = cfg.model, cfg.data.vocab_size
+    E, He, Hd, A, C = m.emb_dim, m.enc_hidden, m.dec_hidden, m.attn_dim, 2 * m.enc_hidden
+    G = 3 if m.cell == "gru" else 4
+    enc_per_src = 2 * (2 * G * He * (E + He))                  # two directions: input and hidden projections
+    enc_per_src += 2 * (m.enc_layers - 1) * 2 * G * He * (C + He)
+    enc_per_src += 2 * C * A                                   # keys U_a h_j
+    dec = 2 * E * G * Hd                                       # W_ie e(y)
+    dec += 2 * Hd * (G * Hd + A)                               # [W_hh; W_a] s
+    dec += 2 * attn_span * (A + C)                             # v_a energies and the context product over S
+    dec += 2 * C * G * Hd                                      # W_ic c
+    d = Hd + C
+    if m.readout_dim: dec += 2 * d * m.readout_dim; d = m.readout_dim
+    if m.tie_embeddings:
+        if d != E: dec += 2 * d * E
+        dec += 2 * E * V
+    else: dec += 2 * d * V
+    return 3 * (dec + src_per_tgt * enc_per_src)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def child(task, args, extra=(), env=None):
+    cmd = [sys.executable, __file__, "--task", task, "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
+           "--steps", str(args.steps), "--warmup", str(args.warmup), *sum((["--set", s] for s in args.set), []), *extra]
+    if task == "decode": cmd += ["--ckpt", str(args.ckpt), "--decode-repeats", str(args.decode_repeats),
+                                 "--single-sentences", str(args.single_sentences)]
+    e = dict(os.environ, **(env or {}))
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=e)
+    if r.returncode: sys.exit(f"bench: task {task} {' '.join(extra)} failed:\n{r.stderr[-3000:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    print(f"  {task:7} {' '.join(extra) or '':32} {env or ''} done", file=sys.stderr, flush=True)
+    return res
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=list(TASKS), help=argparse.SUPPRESS)
+    p.add_argument("--config", default=str(ROOT/"configs/base.yaml"))
+    p.add_argument("--set", action="append", default=[], help="config override for the benchmarked model")
+    p.add_argument("--ckpt", default=str(ROOT/"runs/base/best.pt"), help="trained checkpoint for the decoding figures")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median reported)")
+    p.add_argument("--steps", type=int, default=8, help="training steps (distinct real batches) per timed repeat")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--decode-repeats", type=int, default=3)
+    p.add_argument("--single-sentences", type=int, default=100, help="sentences for the one-at-a-time beam baseline")
+    p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    p.add_argument("--max-tokens", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--no-levers", action="store_true", help="skip the side-by-side lever measurements")
+    p.add_argument("--joeynmt", action="store_true", help="also benchmark JoeyNMT 2.3 (own venv) on the same data and sizes")
+    p.add_argument("--joey-updates", type=int, default=400, help="training updates for both toolkits in --joeynmt mode")
+    p.add_argument("--out", help="JSON output (default bench/results/<host>-<date>.json)")
+    args = p.parse_args()
+
+    if args.task:  # child process
+        import torch
+        torch.set_num_threads(args.threads)
+        print(json.dumps(TASKS[args.task](args)))
+        return
+
+    env = {"OMP_NUM_THREADS": str(args.threads)}
+    import torch
+    from seq2seq_nb.train import load_config, _cpu_name
+    cfg = load_config(args.config, args.set)
+    res = {"host": socket.gethostname(), "date": datetime.date.today().isoformat(), "cpu": _cpu_name(),
+           "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads, "torch": torch.__version__,
+           "python": platform.python_version(), "config": args.config, "overrides": args.set}
+    print(f"benchmarking {args.config} on {res['cpu']} ({args.threads} threads) ...", file=sys.stderr)
+    res["matmul"] = child("matmul", args, env=env)
+    res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env)
+    res["train_bf16"] = child("train", args, ["--precision", "bf16", "--max-tokens", "300", "--repeats", "1", "--steps", "1",
+                                              "--warmup", "1"], env=env)
+    flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
+    res["train_flops_per_token"] = flops
+    res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9)
+    if not args.no_levers:
+        res["levers"] = {
+            "default allocator (mmap for large tensors)": child("train", args, [], env={**env, "SEQ2SEQ_MALLOC": "default"})["tokens_per_s"],
+            "fused chunked output layer + loss (train.fused_loss=true)": child("train", args, ["--set", "train.fused_loss=true"], env=env)["tokens_per_s"],
+            "OMP_WAIT_POLICY=PASSIVE": child("train", args, [], env={**env, "OMP_WAIT_POLICY": "PASSIVE"})["tokens_per_s"],
+            "1 thread": child("train", args, ["--threads", "1"], env={"OMP_NUM_THREADS": "1"})["tokens_per_s"],
+        }
+    if Path(args.ckpt).exists(): res["decode"] = child("decode", args, env=env)
+    else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train`)", file=sys.stderr)
+    out = Path(args.out or ROOT/"bench"/"results"/f"{res['host']}-{res['date']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))                  # written before the long JoeyNMT mode, again after it
+    if args.joeynmt:
+        sys.path.insert(0, str(ROOT/"scripts"))
+        from joeynmt_bench import run as joey_run
+        res["joeynmt"] = joey_run(args, res)
+        out.write_text(json.dumps(res, indent=2))
+    print(table(res))
+    print(f"\nwritten to {out}")
+
+
+def table(r) -> str:
+    tf, mm = r["train_fp32"], r["matmul"]
+    rows = [("CPU", f"{r['cpu']} ({r['capability']}), {r['threads']} threads, torch {r['torch']}"),
+            ("matmul fp32 / bf16", f"{mm['fp32']['gflops']:.0f} / {mm['bf16']['gflops']:.1f} GFLOP/s"),
+            ("train fp32", f"{tf['tokens_per_s']:,.0f} target tokens/s (padding {tf['padding']['tgt']:.1%} target, "
+                           f"{tf['padding']['src']:.1%} source)"),
+            ("train bf16 autocast", f"{r['train_bf16']['tokens_per_s']:,.0f} target tokens/s (batches of 300 tokens, one step)"),
+            ("train FLOPs per target token", f"{r['train_flops_per_token'] / 1e6:.1f} MFLOP"),
+            ("MFU fp32", f"{r['mfu_fp32']:.0%}"),
+            ("peak RSS, training", f"{tf['peak_rss_mb']:,.0f} MB")]
+    for k, v in r.get("levers", {}).items(): rows.append((f"lever: {k}", f"{v:,.0f} target tokens/s (vs {tf['tokens_per_s']:,.0f})"))
+    if "decode" in r:
+        d = r["decode"]
+        rows += [("decode greedy", f"{d['greedy']['sent_per_s']:.1f} sentences/s (test BLEU {d['greedy']['bleu']:.1f})"),
+                 ("decode beam 5, batched", f"{d['beam5']['sent_per_s']:.1f} sentences/s (test BLEU {d['beam5']['bleu']:.1f})"),
+                 ("decode beam 5, one sentence at a time", f"{d['beam5_single']['sent_per_s']:.1f} sentences/s "
+                  f"(batched is {d['beam5']['sent_per_s'] / d['beam5_single']['sent_per_s']:.1f}x faster)"),
+                 ("peak RSS, decoding", f"{d['peak_rss_mb']:,.0f} MB")]
+    if "joeynmt" in r:
+        j = r["joeynmt"]
+        for k, v in j.get("rows", {}).items(): rows.append((k, v))
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"| {k:<{w}} | {v} |" for k, v in [("measure", "value"), ("-" * w, "---")] + rows)
+
+
+if __name__ == "__main__":
+    main()
