@@ -174,7 +174,7 @@ def beam_search_fn(**kw) -> Callable:
     cfg = SearchConfig(**kw)
     return lambda model, src, src_mask, src_lengths: [h[0].tokens for h in beam_search(model, src, src_mask, src_lengths, cfg)]
 
-# %% ../nbs/04_beam_search.ipynb #6bbc4617
+# %% ../nbs/04_beam_search.ipynb #f12fac6f
 class Translation(NamedTuple):
     "A translated line: the detokenized text and the hypothesis it came from."
     text: str
@@ -217,7 +217,7 @@ class Translator:
                 out[todo[k]] = [Translation(self.tok.tgt_sp.decode(h.tokens), h) for h in hyps]
         return out
 
-# %% ../nbs/04_beam_search.ipynb #a620af91
+# %% ../nbs/04_beam_search.ipynb #b1001968
 def _translate_parser() -> argparse.ArgumentParser:
     d = SearchConfig()
     p = argparse.ArgumentParser(prog="translate", description="Translate text with a seq2seq_nb checkpoint.")
