@@ -42,13 +42,14 @@ def task_matmul(args):
 
 def task_train(args):
     "Target tokens/s of `Trainer.train_step` (the real training step: loss, clipping, Adam, schedule) on real batches."
-    import tempfile, torch
+    import tempfile
+    from seq2seq_nb.data import padding_ratio
     from seq2seq_nb.train import Trainer, load_config
     o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false"]
     if args.max_tokens: o.append(f"data.max_tokens={args.max_tokens}")
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
-        pad = __import__("seq2seq_nb.data", fromlist=["padding_ratio"]).padding_ratio(tr.loader)
+        pad = padding_ratio(tr.loader)
         it = iter(tr.loader)                                  # the same batches (epoch 0 order) for every repeat and lever
         warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
         for b in warm: tr.train_step([b])
@@ -67,10 +68,9 @@ def task_train(args):
 
 
 def task_decode(args):
-    import torch
-    from seq2seq_nb.data import EOS, load_split
+    from seq2seq_nb.data import load_split
     from seq2seq_nb.search import SearchConfig, Translator, beam_search_fn, beam_search_single
-    from seq2seq_nb.train import decode_corpus, keep_freed_memory, load_config, corpus_scores
+    from seq2seq_nb.train import corpus_scores, decode_corpus, keep_freed_memory
     keep_freed_memory()
     translator = Translator.from_checkpoint(args.ckpt)
     test = load_split(translator.cfg.data, "test")
