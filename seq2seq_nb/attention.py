@@ -14,8 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import BOS, EOS, PAD
-from .vanilla import (Encoder, Generator, ModelConfig, RNNState, Seq2Seq, greedy_decode, init_embedding,
-                                register_model)
+from .vanilla import (RNN_KEYS, Encoder, Generator, ModelConfig, RNNState, Seq2Seq, greedy_decode,
+                                init_embedding, register_model)
 
 # %% ../nbs/02_attention.ipynb #ccb6bb3c
 def masked_softmax(scores:torch.Tensor, mask:torch.Tensor, dim:int=-1) -> torch.Tensor:
@@ -86,7 +86,7 @@ def lstm_gates(gi, gh, c):
     return torch.sigmoid(o) * torch.tanh(c), c
 
 # %% ../nbs/02_attention.ipynb #33b9216a
-@register_model("attention")
+@register_model("attention", RNN_KEYS + ("attn_dim", "dropout_attn"))
 class AttentionSeq2Seq(Seq2Seq):
     "RNN encoder-decoder with Bahdanau attention, in the paper's order (attend with s_{i-1}, then update)."
     def __init__(self, cfg:ModelConfig, src_vocab:int, tgt_vocab:int):
@@ -160,7 +160,7 @@ class AttentionSeq2Seq(Seq2Seq):
 
 # %% ../nbs/02_attention.ipynb #1ccc4aeb
 def attention_figure(model:Seq2Seq, tok, src_ids:list[int], tgt_ids:list[int]|None=None, ax=None, title:str=""):
-    "Heatmap of the attention of `model` translating `src_ids`: teacher-forced on `tgt_ids` if given, else greedy."
+    "Heatmap of the attention of any `model` that returns it, translating `src_ids`: teacher-forced on `tgt_ids` if given, else greedy; None if the model has no attention."
     dev = next(model.parameters()).device
     src = torch.tensor([src_ids], device=dev)
     mask, lengths = torch.ones_like(src, dtype=torch.bool), torch.tensor([len(src_ids)])
@@ -170,8 +170,11 @@ def attention_figure(model:Seq2Seq, tok, src_ids:list[int], tgt_ids:list[int]|No
             out = greedy_decode(model, src, mask, lengths)
             tgt = out.tokens[0].tolist()
             tgt = tgt[:tgt.index(EOS) + 1] if EOS in tgt else tgt
+            if out.alphas is None: return None
             alphas = out.alphas[0, :len(tgt)]
         else:
             tgt = list(tgt_ids) + [EOS]
-            alphas = model(src, mask, lengths, torch.tensor([[BOS] + list(tgt_ids)], device=dev))[1][0]
+            alphas = model(src, mask, lengths, torch.tensor([[BOS] + list(tgt_ids)], device=dev))[1]
+            if alphas is None: return None
+            alphas = alphas[0]
     return plot_attention(alphas, tok.src_id_to_piece(src_ids), tok.tgt_id_to_piece(tgt), ax=ax, title=title)

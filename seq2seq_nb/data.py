@@ -4,202 +4,27 @@
 
 # %% auto #0
 __all__ = ['MULTI30K_LANGS', 'SPLITS', 'MULTI30K_URL', 'MULTI30K_SPLITS', 'MULTI30K_SHA256', 'PAD', 'UNK', 'BOS', 'EOS',
-           'SPECIAL_PIECES', 'ConfigError', 'check', 'from_dict', 'to_dict', 'apply_overrides', 'from_yaml', 'set_seed',
-           'set_deterministic', 'git_hash', 'atomic_write', 'project_root', 'default_data_dir', 'DataConfig',
-           'DataError', 'fetch_multi30k', 'decode_lines', 'read_lines', 'ParallelCorpus', 'read_parallel', 'read_tsv',
-           'load_split', 'train_sentencepiece', 'Tokenizer', 'unk_rate', 'EncodedCorpus', 'encode_corpus',
-           'plot_lengths', 'TokenBatchSampler', 'Batch', 'collate', 'PairDataset', 'make_loader', 'padding_ratio']
+           'SPECIAL_PIECES', 'default_data_dir', 'DataConfig', 'DataError', 'fetch_multi30k', 'decode_lines',
+           'read_lines', 'ParallelCorpus', 'read_parallel', 'read_tsv', 'load_split', 'train_sentencepiece',
+           'Tokenizer', 'unk_rate', 'EncodedCorpus', 'encode_corpus', 'plot_lengths', 'TokenBatchSampler', 'Batch',
+           'collate', 'PairDataset', 'make_loader', 'padding_ratio']
 
 # %% ../nbs/00_data.ipynb #27e7c240
-import dataclasses, difflib, gzip, hashlib, io, os, random, subprocess, tempfile, types, typing, warnings
+import gzip, hashlib, io, os, random, warnings
 import urllib.error, urllib.parse, urllib.request
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Literal, Sequence
 
 import numpy as np
 import sentencepiece as spm
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-# %% ../nbs/00_data.ipynb #c7bfbb88
-class ConfigError(ValueError):
-    "A bad setting: the message names the key (and file) and what would be valid."
-    def __init__(self, msg:str, key:str|None=None):
-        self.msg, self.key = msg, key
-        super().__init__(f"{key}: {msg}" if key else msg)
-
-def check(cond:bool, key:str, msg:str):
-    "Raise `ConfigError` for `key` unless `cond` holds (used in `__post_init__` of config dataclasses)."
-    if not cond: raise ConfigError(msg, key)
-
-# %% ../nbs/00_data.ipynb #bffba7fa
-def _type_name(tp) -> str:
-    if get_origin(tp) is Literal: return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if get_origin(tp) in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if tp is type(None): return "null"
-    return getattr(tp, "__name__", str(tp))
-
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-
-def _coerce(value, tp, key:str):
-    "Return `value` checked against (and converted to) the annotation `tp`, or raise `ConfigError`."
-    origin, args = get_origin(tp), get_args(tp)
-    bad = ConfigError(f"{value!r} is not valid: expected {_type_name(tp)}", key)
-    if tp is Any: return value
-    if origin in (Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args: return None
-        for a in args:
-            if a is type(None): continue
-            with suppress(ConfigError): return _coerce(value, a, key)
-        raise bad
-    if origin is Literal:
-        if value in args: return value
-        raise ConfigError(f"{value!r} is not a valid choice; valid: {', '.join(map(repr, args))}", key)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)): raise bad
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args): raise ConfigError(f"expected {len(args)} values, got {len(value)}", key)
-            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        return origin(_coerce(v, args[0] if args else Any, f"{key}[{i}]") for i, v in enumerate(value))
-    if is_dataclass(tp):
-        if value is None: value = {}
-        if not isinstance(value, dict): raise ConfigError(f"expected a mapping of {tp.__name__} keys", key)
-        return from_dict(tp, value, prefix=key)
-    if tp is bool:
-        if isinstance(value, bool): return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE: return value.lower() in _TRUE
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool): return value
-        if isinstance(value, float) and value.is_integer(): return int(value)
-        if isinstance(value, str):
-            with suppress(ValueError): return int(value)
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-        if isinstance(value, str):
-            with suppress(ValueError): return float(value)
-        raise bad
-    if tp is str:
-        if isinstance(value, str): return value
-        raise bad
-    raise ConfigError(f"unsupported annotation {tp!r}", key)
-
-# %% ../nbs/00_data.ipynb #cd2ee3c4
-def from_dict(cls, d:dict, prefix:str=""):
-    "Build the config dataclass `cls` from a plain dict, validating every key and value."
-    hints = get_type_hints(cls)
-    names = [f.name for f in fields(cls) if f.init]
-    for k in d:
-        if k not in names:
-            full = f"{prefix}.{k}" if prefix else k
-            close = difflib.get_close_matches(str(k), names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            where = f" in '{prefix}'" if prefix else ""
-            raise ConfigError(f"unknown key{hint}; valid keys{where}: {', '.join(names)}", full)
-    kw = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in d.items()}
-    try: return cls(**kw)
-    except ConfigError as e:  # raised by a __post_init__ check: add the section prefix to the key
-        raise ConfigError(e.msg, f"{prefix}.{e.key}" if prefix and e.key else (e.key or prefix)) from None
-
-def to_dict(cfg) -> dict:
-    "A config dataclass as plain YAML-able data (tuples become lists)."
-    def conv(o):
-        if isinstance(o, dict): return {k: conv(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)): return [conv(v) for v in o]
-        return o
-    return conv(dataclasses.asdict(cfg))
-
-# %% ../nbs/00_data.ipynb #03ffb615
-def apply_overrides(d:dict, overrides:typing.Sequence[str]=()) -> dict:
-    "Return a copy of the nested dict `d` with `section.key=value` overrides applied."
-    d = yaml.safe_load(yaml.safe_dump(d)) if d else {}
-    for o in overrides:
-        if "=" not in o: raise ConfigError(f"--set expects key=value, got {o!r}")
-        key, raw = o.split("=", 1)
-        key = key.strip()
-        try: value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError: value = raw
-        node, *parts = key.split(".")
-        cur = d
-        for p in [node, *parts][:-1]:
-            if not isinstance(cur.get(p, {}), dict): raise ConfigError(f"{p!r} is not a section", key)
-            cur = cur.setdefault(p, {})
-        cur[key.split(".")[-1]] = value
-    return d
-
-def from_yaml(cls, path, overrides:typing.Sequence[str]=()):
-    "Load the config dataclass `cls` from a YAML file plus `--set` style overrides."
-    path = Path(path)
-    if not path.is_file(): raise ConfigError(f"{path}: no such config file")
-    try: d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(d, dict): raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    try: return from_dict(cls, apply_overrides(d, overrides))
-    except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
-
-# %% ../nbs/00_data.ipynb #dbc36774
-def set_seed(seed:int):
-    "Seed Python's `random`, NumPy and torch (all devices)."
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-def set_deterministic(on:bool=True):
-    "Deterministic kernels (`torch.use_deterministic_algorithms`) and cuDNN settings."
-    if on: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.deterministic = on
-    torch.backends.cudnn.benchmark = not on
-
-def git_hash(path=None) -> str:
-    "The commit of the repository holding `path` (this package by default), '-dirty' if modified, else 'unknown'."
-    here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-    cwd = Path(path) if path else here
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, timeout=10)
-        head = run("rev-parse", "HEAD")
-        if head.returncode: return "unknown"
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError): return "unknown"
-
-# %% ../nbs/00_data.ipynb #902bc897
-@contextmanager
-def atomic_write(path, mode:str="wb"):
-    "Open a temporary file next to `path`; on success fsync it and rename it to `path`, else delete it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with suppress(OSError):  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try: os.fsync(dfd)
-            finally: os.close(dfd)
-    except BaseException:
-        with suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+from .core import (ConfigError, atomic_write, check, from_dict, from_yaml, project_root, set_seed,
+                             to_dict)
 
 # %% ../nbs/00_data.ipynb #bc7ae92b
-def project_root(start=None) -> Path|None:
-    "The nearest folder above `start` (default: cwd) whose settings.ini belongs to seq2seq_nb, or None."
-    for d in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents]:
-        ini = d/"settings.ini"
-        if ini.is_file() and "lib_name = seq2seq_nb" in ini.read_text(encoding="utf-8", errors="replace"): return d
-    return None
-
 def default_data_dir() -> Path:
     "`$SEQ2SEQ_DATA_DIR`, else `<project root>/data`, else `~/.cache/seq2seq_nb`."
     if os.environ.get("SEQ2SEQ_DATA_DIR"): return Path(os.environ["SEQ2SEQ_DATA_DIR"])

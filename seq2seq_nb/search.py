@@ -15,11 +15,11 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm import tqdm
 
-from .data import (BOS, EOS, PAD, ConfigError, DataError, Tokenizer, atomic_write, check, decode_lines, from_dict,
-                             load_split, read_lines)
-from .vanilla import Seq2Seq, build_model, max_lengths, select_rows
-from .train import (CheckpointError, Config, collate_src, corpus_scores, decode_corpus, keep_freed_memory,
-                              load_checkpoint, strip_special)
+from .core import (CheckpointError, ConfigError, atomic_write, check, from_dict, keep_freed_memory,
+                             load_checkpoint, register_search)
+from .data import BOS, EOS, PAD, DataError, Tokenizer, decode_lines, load_split, read_lines
+from .vanilla import Seq2Seq, build_model, max_lengths
+from .train import Config, collate_src, corpus_scores, decode_corpus, strip_special
 
 # %% ../nbs/04_beam_search.ipynb #29afa74a
 @dataclass
@@ -106,7 +106,7 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
     K, dev = cfg.beam, src.device
     memory = model.encode(src, src_mask, src_lengths)
     rows = torch.arange(B, device=dev).repeat_interleave(K)              # (B·K,) e.g. B=2, K=3: [0, 0, 0, 1, 1, 1]
-    memory, mask = select_rows(memory, rows), src_mask[rows]             # row b·K + k is beam k of sentence b
+    memory, mask = model.reorder_memory(memory, rows), src_mask[rows]             # row b·K + k is beam k of sentence b
     state = model.init_state(memory)
     limit = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b).to(dev)[rows]   # (B·K,)
     logprob = torch.full((B, K), float("-inf"), device=dev); logprob[:, 0] = 0.   # only beam 0 is alive at first
@@ -143,7 +143,7 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
             alphas = step_alphas[:, None] if alphas is None else torch.cat([alphas[src_rows], step_alphas[:, None]], 1)
             cov = new_cov[src_rows]
         done = was_done | (tok == EOS) | (length >= limit) | torch.isinf(logprob.view(-1))
-        state, y = select_rows(new_state, src_rows), tok
+        state, y = model.reorder_state(new_state, src_rows), tok
         finished = done.view(Ba, K).all(1)                               # (Ba,) every beam of the sentence has ended
         if finished.any():                                               # collect them and drop their rows
             for j in finished.nonzero().flatten().tolist():
@@ -151,9 +151,9 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
             keep = (~finished).nonzero().flatten()
             if len(keep) == 0: break
             keep_rows = (keep[:, None] * K + torch.arange(K, device=dev)).view(-1)
-            memory, state, mask, limit = select_rows(memory, keep_rows), select_rows(state, keep_rows), mask[keep_rows], limit[keep_rows]
+            memory, state, mask, limit = model.reorder_memory(memory, keep_rows), model.reorder_state(state, keep_rows), mask[keep_rows], limit[keep_rows]
             tokens, length, done, y = tokens[keep_rows], length[keep_rows], done[keep_rows], y[keep_rows]
-            alphas, cov = select_rows(alphas, keep_rows), select_rows(cov, keep_rows)
+            alphas, cov = (None, None) if alphas is None else (alphas[keep_rows], cov[keep_rows])
             logprob, top_score, sentence = logprob[keep], top_score[keep], sentence[keep.cpu()]
     return out
 
@@ -169,6 +169,7 @@ def _collect(tokens, score, logprob, alphas, length, first:int, cfg) -> list[Hyp
     return hyps[:cfg.n_best]
 
 # %% ../nbs/04_beam_search.ipynb #cc333f12
+@register_search("beam")
 def beam_search_fn(**kw) -> Callable:
     "A search function for `decode_corpus`: the best hypothesis of `beam_search` with these `SearchConfig` settings."
     cfg = SearchConfig(**kw)

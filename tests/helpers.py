@@ -9,8 +9,8 @@ ARCHS = [("vanilla", "gru"), ("vanilla", "lstm"), ("attention", "gru"), ("attent
 
 def tiny_model(arch="attention", cell="gru", seed=0, src_vocab=23, tgt_vocab=29, **kw):
     set_seed(seed)
-    cfg = ModelConfig(arch=arch, cell=cell, emb_dim=8, enc_hidden=6, dec_hidden=10, attn_dim=7,
-                      dropout_emb=0., dropout_rnn=0., **kw)
+    if arch == "attention": kw.setdefault("attn_dim", 7)      # the only architecture here with an attention MLP
+    cfg = ModelConfig(arch=arch, cell=cell, emb_dim=8, enc_hidden=6, dec_hidden=10, dropout_emb=0., dropout_rnn=0., **kw)
     return build_model(cfg, src_vocab, tgt_vocab).eval()
 
 
