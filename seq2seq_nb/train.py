@@ -364,28 +364,33 @@ def train_step(self:Trainer, batches:list) -> dict:
     if self.world > 1: dist.all_reduce(n_tok)
     scale = self.world / float(n_tok)                                          # per-token mean over the whole step
     model.train(); self.opt.zero_grad(set_to_none=True)
-    loss_sum = 0.
+    loss_sum, aux_sum = 0., {}
     for k, b in enumerate(batches):
         b = b.to(self.device)
         sync = contextlib.nullcontext() if (self.ddp is None or k == len(batches) - 1) else self.ddp.no_sync()
         with sync:
             if t.fused_loss and t.precision == "fp32":
-                features, _ = model(b.src, b.src_mask, b.src_lengths, b.tgt_in, features=True)
+                features, alphas = model(b.src, b.src_mask, b.src_lengths, b.tgt_in, features=True)
                 loss = fused_loss(features, self.model.generator, b.tgt_out, t.label_smoothing, t.loss_chunk)
+                aux = self.model.aux_losses(b, alphas)
             else:
                 with autocast(self.device, t.precision):
-                    logits, _ = model(b.src, b.src_mask, b.src_lengths, b.tgt_in)
+                    logits, alphas = model(b.src, b.src_mask, b.src_lengths, b.tgt_in)
                     loss = seq2seq_loss(logits, b.tgt_out, t.label_smoothing, reduction="sum")
+                    aux = self.model.aux_losses(b, alphas)                # the model's extra objectives (sums), e.g. coverage
             if not torch.isfinite(loss.detach()):
                 raise NonFiniteLoss(f"step {self.step + 1}: the training loss is {loss.item()} (batch of {len(b)} sentences); "
                                     f"stopping. The last good checkpoint is {self.run_dir/'last.pt'}; try a lower "
                                     f"train.lr, train.clip_norm, or fp32")
-            self.scaler.scale(loss * scale).backward()
+            self.scaler.scale((loss + sum(aux.values())) * scale).backward()
         loss_sum += loss.detach().item()
+        for name, v in aux.items(): aux_sum[name] = aux_sum.get(name, 0.) + v.detach().item()
     self.scaler.unscale_(self.opt)
     grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm if t.clip_norm else float("inf")))
     self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
-    return {"loss": loss_sum / (float(n_tok) / self.world), "tokens": int(n_tok), "grad_norm": grad_norm}
+    per_tok = float(n_tok) / self.world
+    return {"loss": loss_sum / per_tok, "tokens": int(n_tok), "grad_norm": grad_norm,
+            **{f"aux_{k}": v / per_tok for k, v in aux_sum.items()}}
 
 # %% ../nbs/03_train_at_scale.ipynb #48c5bd10
 @_add_to(Trainer)
@@ -467,10 +472,11 @@ def fit(self:Trainer) -> dict:
             if self.step % t.log_every == 0:
                 now = time.perf_counter(); rate = tok_count / (now - t_log); tok_count, t_log = 0, now
                 rec = {"kind": "train", "step": self.step, "loss": stats["loss"], "lr": self.opt.param_groups[0]["lr"],
-                       "grad_norm": stats["grad_norm"], "tokens_per_s": rate}
+                       "grad_norm": stats["grad_norm"], "tokens_per_s": rate, **{k: v for k, v in stats.items() if k.startswith("aux_")}}
                 self._record(rec); bar.set_postfix(loss=f"{stats['loss']:.3f}", tok_s=f"{rate:.0f}")
                 if self.writer:
-                    for k in ("loss", "lr", "grad_norm", "tokens_per_s"): self.writer.add_scalar(f"train/{k}", rec[k], self.step)
+                    for k in rec:
+                        if k not in ("kind", "step"): self.writer.add_scalar(f"train/{k}", rec[k], self.step)
             if t.eval_every and self.step % t.eval_every == 0:
                 stop = self.evaluate_and_checkpoint(); t_log = time.perf_counter(); tok_count = 0
             elif t.save_every and self.step % t.save_every == 0: self.save("last.pt")
