@@ -1,0 +1,71 @@
+"""The experiment grid runner: resumes after SIGKILL and SIGTERM, skips finished rows, writes complete result files."""
+import gzip, json, signal, subprocess, sys, time
+
+import pytest
+
+from seq2seq_nb.experiments import GRID, grid_configs, literature_tokenize
+from seq2seq_nb.train import load_config
+from conftest import ROOT, cli_env
+
+QUICK = ["data.train_subset=600", "data.valid_subset=30", "data.vocab_size=300", "train.save_every=1",
+         "train.tensorboard=false", "train.log_every=5"]
+
+
+def _grid(tmp_path, *extra):
+    cmd = [sys.executable, str(ROOT/"scripts/experiments.py"), "--configs", str(tmp_path/"a.yaml"), str(tmp_path/"b.yaml"),
+           "--epochs", "1", "--eval-subset", "8", "--runs-dir", str(tmp_path/"runs"), "--results-dir", str(tmp_path/"results"),
+           *[a for o in QUICK for a in ("--set", o)], *extra]
+    return cmd
+
+
+def _start_and_signal(cmd, watch, sig, cwd):
+    "Start the grid, send `sig` as soon as `watch` exists, return (exit status, output)."
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=cli_env(), text=True)
+    t0 = time.time()
+    while not watch.exists():
+        assert p.poll() is None, p.stdout.read()
+        assert time.time() - t0 < 120, "the row never wrote last.pt"
+        time.sleep(0.02)
+    p.send_signal(sig)
+    out, _ = p.communicate(timeout=120)
+    return p.returncode, out
+
+
+def test_grid_resumes_and_skips(tmp_path):
+    for name in ("a", "b"): (tmp_path/f"{name}.yaml").write_text((ROOT/"configs/tiny.yaml").read_text())
+    cmd = _grid(tmp_path)
+    rc, out = _start_and_signal(cmd, tmp_path/"runs/a/last.pt", signal.SIGKILL, ROOT)      # a crash mid-row a
+    assert rc == -signal.SIGKILL and not (tmp_path/"results/a.json").exists()
+    rc, out = _start_and_signal(cmd, tmp_path/"runs/b/last.pt", signal.SIGTERM, ROOT)      # a clean stop mid-row b
+    assert "a: resuming" in out and rc == 130 and "b: stopped at step" in out, out
+    assert (tmp_path/"results/a.json").exists() and not (tmp_path/"results/b.json").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
+    assert r.returncode == 0 and "a: done" in r.stdout and "b: resuming" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
+    assert r.returncode == 0 and r.stdout.count("skipping") == 2, r.stdout + r.stderr
+    row = json.loads((tmp_path/"results/b.json").read_text())
+    assert row["epochs"] == 1 and row["params"] > 0 and row["machine"]["cpu"] and row["tokens_per_s"] > 0
+    for key in ("beam5/valid", "beam5/test", "beam5_cov/test"):
+        s = row["scores"][key]
+        assert s["sentences"] == 8 and "case:mixed" in s["bleu_signature"] and 0 <= s["lit_bleu"] <= 100 and 0 <= s["unk_rate"] <= 1
+    assert any(k.startswith("avg") for k in row["scores"])                # averaged the kept snapshots
+    hyps = json.loads(gzip.decompress((tmp_path/"results/b.hyps.json.gz").read_bytes()))
+    assert len(hyps["beam5/test"]) == 8
+    assert len(list((tmp_path/"runs/b").glob("snap_*.pt"))) <= 4
+
+
+def test_grid_configs_load_in_order():
+    files = grid_configs(ROOT/"configs/experiments")
+    assert [f.stem for f in files] == [n for n in GRID if (ROOT/"configs/experiments"/f"{n}.yaml").exists()]
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.name == f.stem and cfg.data.train_subset == 0 and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
+
+
+def test_literature_tokenisation_matches_the_official_files(mirror_dir):
+    "Lowercased, Moses-normalised and -tokenised raw references give back the official tokenised Multi30k file."
+    official = mirror_dir.parent/"multi30k-tok"/"test_2016_flickr.lc.norm.tok.fr"
+    if not official.exists(): pytest.skip("no official tokenised files beside the mirror")
+    raw = [l.rstrip("\n") for l in gzip.open(mirror_dir/"test_2016_flickr.fr.gz", "rt", encoding="utf-8")]
+    ours, theirs = literature_tokenize(raw, "fr"), official.read_text(encoding="utf-8").splitlines()
+    assert len(ours) == len(theirs) and sum(a != b for a, b in zip(ours, theirs)) <= 2
