@@ -108,7 +108,7 @@ def _score(translator, corpus, cfg:SearchConfig, lang:str, limit:int=0) -> tuple
              "sentences": len(src), "sent_per_s": len(src) / secs}, hyps)
 
 def _has_attention(translator) -> bool:
-    out = translator.translate(["A dog runs."], SearchConfig(beam=1))[0][0]
+    out = translator.translate(["A dog runs."], SearchConfig(beam=1, alignments=True))[0][0]
     return out.hyp is not None and out.hyp.alphas is not None
 
 # %% ../nbs/08_experiments.ipynb #e5e11eee

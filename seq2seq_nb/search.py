@@ -33,11 +33,13 @@ class SearchConfig:
     max_len_b: int = 10
     batch_size: int = 64        # sentences decoded together
     max_src_len: int = 256      # longer sources are clipped to this many subwords
+    alignments: bool = False    # keep each hypothesis' attention weights (costs a copy of the history every step)
 
     def __post_init__(self):
         check(self.beam >= 1, "beam", f"must be >= 1, got {self.beam}")
         check(1 <= self.n_best <= self.beam, "n_best", f"must be between 1 and beam ({self.beam}), got {self.n_best}")
-        check(self.alpha >= 0 and self.coverage >= 0, "alpha", "penalties must be >= 0")
+        check(self.alpha >= 0, "alpha", f"the length penalty must be >= 0, got {self.alpha}")
+        check(self.coverage >= 0, "coverage", f"the coverage penalty must be >= 0, got {self.coverage}")
         check(self.max_len_a >= 0 and self.max_len_b >= 0 and self.max_len_a + self.max_len_b > 0, "max_len_b",
               "the output limit a·len + b must be positive")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -58,13 +60,21 @@ class Hypothesis(NamedTuple):
     tokens: list[int]            # output ids, without <eos>
     score: float                 # log P / lp + cp: what the search ranks by
     logprob: float               # log P(tokens [+ <eos>] | source)
-    alphas: torch.Tensor|None    # (generated tokens, S) attention weights, or None
+    alphas: torch.Tensor|None    # (generated tokens, S) attention weights (with `SearchConfig.alignments`), or None
     ended: bool                  # True if it ended with <eos>, False if it was cut at the length limit
 
 def _rank_score(logprob, length, coverage, src_mask, cfg:SearchConfig):
+    "s(Y, X) = log P / lp + cp: what the search ranks by."
     s = logprob / length_penalty(length, cfg.alpha)
     if cfg.coverage and coverage is not None: s = s + coverage_penalty(coverage, src_mask, cfg.coverage)
     return s
+
+def _can_stop(finished:list, best_open:float, limit:int, cfg:SearchConfig) -> bool:
+    "True when `K` hypotheses have finished, or no open one can still enter the n-best list (see the bound above)."
+    if len(finished) >= cfg.beam: return True
+    if len(finished) < cfg.n_best: return False
+    kth = sorted((h.score for h in finished), reverse=True)[cfg.n_best - 1]
+    return best_open / length_penalty(limit, cfg.alpha) < kth           # cp <= 0 and log P only falls
 
 # %% ../nbs/04_beam_search.ipynb #bbb8ffc0
 @torch.inference_mode()
@@ -73,100 +83,102 @@ def beam_search_single(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=Search
     device = next(model.parameters()).device
     src, src_mask, src_lengths = collate_src([src_ids], device)
     memory = model.encode(src, src_mask, src_lengths)
-    limit = int(max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b)[0])
-    K = cfg.beam
-    # a beam entry: (score, logprob, tokens, alphas, coverage, state, ended, cut)
-    beams = [(0., 0., [], [], None, model.init_state(memory), False, False)]
+    limit, K = int(max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b)[0]), cfg.beam
+    beams, finished = [(0., [], [], None, model.init_state(memory))], []    # open: (log P, tokens, alphas, coverage, state)
     for t in range(limit):
-        candidates = []
-        for score, logprob, tokens, alphas, cov, state, ended, cut in beams:
-            if ended or cut:                                          # finished: competes unchanged
-                candidates.append((score, logprob, tokens, alphas, cov, state, ended, cut)); continue
-            y = torch.tensor([tokens[-1] if tokens else BOS], device=device)
-            logits, new_state, a = model.step(y, state, memory)
+        candidates = []                                                      # (score, log P, token, beam, alpha, coverage, state)
+        for logprob, tokens, alphas, cov, state in beams:
+            logits, new_state, a = model.step(torch.tensor([tokens[-1] if tokens else BOS], device=device), state, memory)
             logp = torch.log_softmax(logits[0].float(), -1)
             logp[[PAD, BOS]] = float("-inf")
-            new_cov = None if a is None else (a[0] if cov is None else cov + a[0])
-            top = logp.topk(min(K, int(torch.isfinite(logp).sum())))   # only a hypothesis' K best tokens can enter the beam
+            new_cov = None if a is None or not cfg.coverage else (a[0] if cov is None else cov + a[0])
+            top = logp.topk(min(2 * K, len(logp)))                           # a beam's 2K best tokens suffice
             for lp_tok, tok in zip(top.values.tolist(), top.indices.tolist()):
-                new_lp = logprob + lp_tok
-                s = float(_rank_score(torch.tensor(new_lp), len(tokens) + 1, new_cov, src_mask[0], cfg))
-                candidates.append((s, new_lp, tokens + [tok], alphas + ([a[0]] if a is not None else []), new_cov, new_state,
-                                   tok == EOS, tok != EOS and len(tokens) + 1 >= limit))
-        beams = sorted(candidates, key=lambda c: -c[0])[:K]
-        if all(b[6] or b[7] for b in beams): break
-    return [Hypothesis(tokens=[x for x in b[2] if x != EOS], score=b[0], logprob=b[1],
-                       alphas=torch.stack(b[3]) if b[3] else None, ended=b[6]) for b in beams[:cfg.n_best]]
+                s = float(_rank_score(torch.tensor(logprob + lp_tok), t + 1, new_cov, src_mask[0], cfg))
+                candidates.append((s, logprob + lp_tok, tok, (tokens, alphas), None if a is None else a[0], new_cov, new_state))
+        candidates = [c for c in sorted(candidates, key=lambda c: -c[0])[:2 * K] if math.isfinite(c[0])]
+        beams = []
+        for rank, (s, lp, tok, (tokens, alphas), a, cov, state) in enumerate(candidates):
+            al = alphas + [a] if cfg.alignments and a is not None else alphas
+            if rank < K and (tok == EOS or t + 1 >= limit):                  # finished: ended, or cut at the limit
+                finished.append(Hypothesis(tokens + ([] if tok == EOS else [tok]), s, lp, torch.stack(al) if al else None, tok == EOS))
+            elif tok != EOS and len(beams) < K: beams.append((lp, tokens + [tok], al, cov, state))
+        if t + 1 >= limit or not beams or _can_stop(finished, max(b[0] for b in beams), limit, cfg): break
+    return sorted(finished, key=lambda h: -h.score)[:cfg.n_best]
 
 # %% ../nbs/04_beam_search.ipynb #4f353945
 @torch.inference_mode()
 def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=SearchConfig()) -> list[list[Hypothesis]]:
     "Batched beam search: the `cfg.n_best` best hypotheses of every sentence in the batch."
-    B, S = src.shape
-    K, dev = cfg.beam, src.device
+    B, K, dev = src.shape[0], cfg.beam, src.device
     memory = model.encode(src, src_mask, src_lengths)
     rows = torch.arange(B, device=dev).repeat_interleave(K)              # (B·K,) e.g. B=2, K=3: [0, 0, 0, 1, 1, 1]
-    memory, mask = model.reorder_memory(memory, rows), src_mask[rows]             # row b·K + k is beam k of sentence b
+    memory, mask = model.reorder_memory(memory, rows), src_mask[rows]    # row b·K + k is open beam k of sentence b
     state = model.init_state(memory)
-    limit = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b).to(dev)[rows]   # (B·K,)
+    limit = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b)        # (B,) on the CPU
     logprob = torch.full((B, K), float("-inf"), device=dev); logprob[:, 0] = 0.   # only beam 0 is alive at first
-    ended_logp = logprob[0].clone()                                      # (K,) [0, -inf, ...]: <pad>, then nothing
-    length = torch.zeros(B * K, dtype=torch.long, device=dev)            # tokens generated so far
-    done = torch.zeros(B * K, dtype=torch.bool, device=dev)
-    tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)         # (B·K, t)
-    alphas, cov = None, None                                             # (B·K, t, S), (B·K, S) for attention models
+    tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)          # (B·K, t) the open beams' tokens
+    alphas, cov = None, None                                             # (B·K, t, S) if alignments, (B·K, S) if coverage
     y = torch.full((B * K,), BOS, dtype=torch.long, device=dev)
-    sentence = torch.arange(B)                                           # which input sentence each active block holds
-    out = [None] * B
+    sentence, finished, out = torch.arange(B), [[] for _ in range(B)], [None] * B
     for t in range(int(limit.max())):
         Ba = len(sentence)                                               # sentences still being searched
-        logits, new_state, a = model.step(y, state, memory)              # (Ba·K, V)
-        logp = torch.log_softmax(logits.float(), -1)                     # (Ba·K, V)
-        logp[:, [PAD, BOS]] = float("-inf")                              # never valid outputs
-        k = min(K, logp.shape[-1])
-        logp, top_tok = logp.topk(k, dim=1)                              # (Ba·K, k) each beam's k best tokens
-        logp = torch.where(done[:, None], ended_logp[:k], logp)          # an ended beam's only continuation:
-        top_tok = top_tok.masked_fill(done[:, None], PAD)                # itself, plus <pad> at log-probability 0
-        new_len = length + (~done).long()                                # (Ba·K,)
-        new_cov = None if a is None else (a * (~done)[:, None]).add_(cov if cov is not None else 0.)
-        cand = logprob.view(-1, 1) + logp                                # (Ba·K, k) log P of the candidate extensions
-        score = _rank_score(cand, new_len[:, None], None if new_cov is None else new_cov[:, None, :], mask[:, None, :], cfg)
-        top_score, top_idx = score.view(Ba, K * k).topk(K, dim=1)        # (Ba, K) the K best extensions per sentence
-        offsets = torch.arange(Ba, device=dev)[:, None] * K              # (Ba, 1) beam offsets [0, 5, 10] for Ba=3, K=5
-        src_rows = (offsets + top_idx // k).view(-1)                     # (Ba·K,) the beam each winner extends
-        tok = top_tok.view(Ba, K * k).gather(1, top_idx).view(-1)        # (Ba·K,) with which token
-        logprob = cand.view(Ba, K * k).gather(1, top_idx)                # (Ba, K)
-        was_done, length = done[src_rows], new_len[src_rows]
-        tokens = torch.cat([tokens[src_rows], tok[:, None]], 1)
-        if a is not None:
-            step_alphas = (a * (~done)[:, None])[src_rows]               # (Ba·K, S), zero rows for ended beams
-            alphas = step_alphas[:, None] if alphas is None else torch.cat([alphas[src_rows], step_alphas[:, None]], 1)
-            cov = new_cov[src_rows]
-        done = was_done | (tok == EOS) | (length >= limit) | torch.isinf(logprob.view(-1))
-        state, y = model.reorder_state(new_state, src_rows), tok
-        finished = done.view(Ba, K).all(1)                               # (Ba,) every beam of the sentence has ended
-        if finished.any():                                               # collect them and drop their rows
-            for j in finished.nonzero().flatten().tolist():
-                out[int(sentence[j])] = _collect(tokens, top_score[j], logprob[j], alphas, length, j * K, cfg)
-            keep = (~finished).nonzero().flatten()
-            if len(keep) == 0: break
-            keep_rows = (keep[:, None] * K + torch.arange(K, device=dev)).view(-1)
-            memory, state, mask, limit = model.reorder_memory(memory, keep_rows), model.reorder_state(state, keep_rows), mask[keep_rows], limit[keep_rows]
-            tokens, length, done, y = tokens[keep_rows], length[keep_rows], done[keep_rows], y[keep_rows]
-            alphas, cov = (None, None) if alphas is None else (alphas[keep_rows], cov[keep_rows])
-            logprob, top_score, sentence = logprob[keep], top_score[keep], sentence[keep.cpu()]
+        logits, state, a = model.step(y, state, memory)                  # (Ba·K, V)
+        step = _extend(logits, logprob, a, cov, mask, t, K, cfg)         # the 2K best candidates of each sentence
+        if cfg.alignments and a is not None: alphas = a[:, None] if alphas is None else torch.cat([alphas, a[:, None]], 1)
+        _finish(step, tokens, alphas, sentence, limit, t, K, finished)   # <eos> (or the limit) in the top K: done
+        open_score, keep = step.score.masked_fill(step.tok == EOS, float("-inf")).topk(K, dim=1)   # (Ba, K) the K best others
+        sel = step.rows.gather(1, keep).view(-1)                          # (Ba·K,) the old row each open beam extends
+        y = step.tok.gather(1, keep).view(-1)
+        logprob = step.logprob.gather(1, keep).masked_fill(torch.isinf(open_score), float("-inf"))
+        tokens, state = torch.cat([tokens[sel], y[:, None]], 1), model.reorder_state(state, sel)
+        alphas, cov = None if alphas is None else alphas[sel], None if step.cov is None else step.cov[sel]
+        done = [bool(t + 1 >= limit[s]) or _can_stop(finished[s], float(logprob[j].max()), int(limit[s]), cfg)
+                for j, s in enumerate(sentence.tolist())]
+        if any(done):                                                    # collect them and drop their rows
+            for j in [j for j, d in enumerate(done) if d]:
+                s = int(sentence[j]); out[s] = sorted(finished[s], key=lambda h: -h.score)[:cfg.n_best]
+            keep_s = torch.tensor([j for j, d in enumerate(done) if not d], dtype=torch.long)
+            if len(keep_s) == 0: break
+            kr = (keep_s[:, None] * K + torch.arange(K)).view(-1).to(dev)
+            memory, state, mask = model.reorder_memory(memory, kr), model.reorder_state(state, kr), mask[kr]
+            tokens, y, logprob, sentence = tokens[kr], y[kr], logprob[keep_s.to(dev)], sentence[keep_s]
+            alphas, cov = None if alphas is None else alphas[kr], None if cov is None else cov[kr]
     return out
 
-def _collect(tokens, score, logprob, alphas, length, first:int, cfg) -> list[Hypothesis]:
-    "The n-best list of one sentence whose beams are rows `first` .. `first + K - 1` (already sorted by score)."
-    hyps = []
-    for k in range(cfg.beam):
-        r = first + k
-        if not math.isfinite(float(logprob[k])): continue                # a beam that never came alive
-        toks = tokens[r, :int(length[r])].tolist()
-        hyps.append(Hypothesis(tokens=[x for x in toks if x != EOS], score=float(score[k]), logprob=float(logprob[k]),
-                               alphas=None if alphas is None else alphas[r, :int(length[r])].clone(), ended=EOS in toks))
-    return hyps[:cfg.n_best]
+# %% ../nbs/04_beam_search.ipynb #e451ebe1
+class _Step(NamedTuple):
+    "The 2K best candidate extensions of each sentence at one step, best first, all (Ba, 2K) but `cov`."
+    score: torch.Tensor     # s(Y, X) with the penalties
+    logprob: torch.Tensor   # log P of the extended hypothesis
+    tok: torch.Tensor       # the appended token
+    rows: torch.Tensor      # the flat row (b·K + k) of the open beam it extends
+    cov: torch.Tensor|None  # (Ba·K, S) every open beam's coverage after this step, if the coverage penalty is on
+
+def _extend(logits, logprob, a, cov, mask, t:int, K:int, cfg:SearchConfig) -> _Step:
+    "Score every open beam's extensions (two-stage top-k: each beam's 2K best tokens, then the sentence's 2K best)."
+    Ba = logprob.shape[0]
+    logp = torch.log_softmax(logits.float(), -1)                        # (Ba·K, V)
+    logp[:, [PAD, BOS]] = float("-inf")                                 # never valid outputs
+    logp, top_tok = logp.topk(min(2 * K, logp.shape[-1]), dim=1)        # (Ba·K, k2) each beam's best tokens
+    k2 = logp.shape[1]
+    cand = logprob.view(-1, 1) + logp                                   # (Ba·K, k2) log P of the extensions
+    new_cov = None if a is None or not cfg.coverage else (a if cov is None else cov + a)
+    score = _rank_score(cand, t + 1, None if new_cov is None else new_cov[:, None, :], mask[:, None, :], cfg)
+    top_score, idx = score.view(Ba, K * k2).topk(min(2 * K, K * k2), dim=1)   # (Ba, 2K) the sentence's best
+    rows = torch.arange(Ba, device=idx.device)[:, None] * K + idx // k2
+    return _Step(top_score, cand.view(Ba, -1).gather(1, idx), top_tok.view(Ba, -1).gather(1, idx), rows, new_cov)
+
+def _finish(step:_Step, tokens, alphas, sentence, limit, t:int, K:int, finished:list):
+    "Move the candidates ranked in the top K that end with <eos> (or reach the length limit) to `finished`."
+    at_limit = (t + 1 >= limit[sentence]).to(step.tok.device)           # (Ba,)
+    fin = ((step.tok == EOS) | at_limit[:, None])[:, :K] & torch.isfinite(step.score[:, :K])
+    if not fin.any(): return
+    for j, c in fin.nonzero().tolist():
+        r, tok = int(step.rows[j, c]), int(step.tok[j, c])
+        toks = tokens[r].tolist() + ([] if tok == EOS else [tok])
+        finished[int(sentence[j])].append(Hypothesis(toks, float(step.score[j, c]), float(step.logprob[j, c]),
+                                                     None if alphas is None else alphas[r].clone(), tok == EOS))
 
 # %% ../nbs/04_beam_search.ipynb #cc333f12
 @register_search("beam")

@@ -1,13 +1,15 @@
 """Beam search: beam 1 == greedy, batched == per-sentence reference == exhaustive search, batch independence."""
 import itertools
 
+import math
+
 import pytest
 import torch
 
 from seq2seq_nb.data import BOS, EOS, UNK, ConfigError, from_dict
 from seq2seq_nb.search import SearchConfig, beam_search, beam_search_single, length_penalty
 from seq2seq_nb.train import collate_src, strip_special
-from seq2seq_nb.vanilla import greedy_decode, max_lengths
+from seq2seq_nb.vanilla import Seq2Seq, greedy_decode, max_lengths
 from helpers import tiny_model
 
 
@@ -85,8 +87,11 @@ def test_deterministic_and_within_length_limits():
     m = tiny_model("attention", tgt_vocab=40)
     srcs = sources(5)
     src = collate_src(srcs)
-    cfg = SearchConfig(beam=3, n_best=3, max_len_a=1.0, max_len_b=2)
+    cfg = SearchConfig(beam=3, n_best=3, max_len_a=1.0, max_len_b=2, alignments=True)
     a, b = beam_search(m, *src, cfg), beam_search(m, *src, cfg)
+    no_alignments = beam_search(m, *src, SearchConfig(beam=3, n_best=3, max_len_a=1.0, max_len_b=2))
+    assert all(h.alphas is None for x in no_alignments for h in x)                 # no history unless asked for
+    assert [[h.tokens for h in x] for x in no_alignments] == [[h.tokens for h in x] for x in a]
     assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in b]
     limits = max_lengths(src[2], 1.0, 2)
     for hyps, lim in zip(a, limits.tolist()):
@@ -100,3 +105,41 @@ def test_deterministic_and_within_length_limits():
 def test_search_config_errors():
     with pytest.raises(ConfigError, match="n_best: must be between 1 and beam"): from_dict(SearchConfig, {"beam": 2, "n_best": 3})
     with pytest.raises(ConfigError, match="beam: must be >= 1"): from_dict(SearchConfig, {"beam": 0})
+
+
+class TableModel(Seq2Seq):
+    """A 'model' whose next-token probabilities are a fixed table of the previous token (vocabulary
+    <pad> <unk> <bos> <eos> 4 5). After <bos>: 4 (0.85), <eos> (0.14), 5 (0.01); after 4 or 5: the same or
+    the other (0.5, 0.49) and rarely <eos> (0.01). The best output is the empty one, at 0.14."""
+    def __init__(self):
+        super().__init__()
+        t = torch.full((6, 6), 1e-9)
+        t[BOS, 4], t[BOS, EOS], t[BOS, 5] = 0.85, 0.14, 0.01
+        t[4, 4], t[4, 5], t[4, EOS] = 0.5, 0.49, 0.01
+        t[5, 5], t[5, 4], t[5, EOS] = 0.5, 0.49, 0.01
+        self.table = torch.nn.Parameter((t / t.sum(1, keepdim=True)).log(), requires_grad=False)
+    def encode(self, src, src_mask, src_lengths): return src_mask.float()
+    def init_state(self, memory): return torch.zeros(memory.shape[0])
+    def step(self, y_prev, state, memory): return self.table[y_prev], state, None
+
+
+def test_a_finished_hypothesis_is_never_pushed_out():
+    """Keeping ended hypotheses inside the beam lets open ones push them out (K=2: '4 4' at 0.425 and '4 5' at
+    0.4165 outrank '<eos>' at 0.14 after step 2) and loses the best output for good; a finished list keeps it."""
+    m = TableModel().eval()
+    src = collate_src([[7, 8, EOS]])
+    cfg = SearchConfig(beam=2, alpha=0.0, max_len_a=0, max_len_b=6)
+    best = beam_search(m, *src, cfg)[0][0]
+    assert best.tokens == [] and best.ended and abs(best.logprob - math.log(0.14)) < 1e-4
+    assert beam_search_single(m, [7, 8, EOS], cfg)[0].tokens == []
+
+
+def test_search_stops_when_nothing_open_can_win():
+    """Open beams lose a factor of about 2 per step and rarely end; once the best of them (0.85·0.5^3 after 4
+    steps) falls below the finished '<eos>' (0.14), no open one can win and the search stops at step 4,
+    not at the length limit of 50."""
+    m, calls = TableModel().eval(), []
+    step = m.step
+    m.step = lambda *a: (calls.append(1), step(*a))[1]
+    hyps = beam_search(m, *collate_src([[7, EOS]]), SearchConfig(beam=2, alpha=0.0, max_len_a=0, max_len_b=50))
+    assert len(calls) == 4 and hyps[0][0].tokens == []
