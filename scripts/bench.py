@@ -70,7 +70,7 @@ def task_train(args):
 def task_decode(args):
     from seq2seq_nb.data import load_split
     from seq2seq_nb.search import SearchConfig, Translator, beam_search_fn, beam_search_single
-    from seq2seq_nb.train import corpus_scores, decode_corpus, keep_freed_memory
+    from seq2seq_nb.train import corpus_scores, decode_corpus, greedy_search, keep_freed_memory
     keep_freed_memory()
     translator = Translator.from_checkpoint(args.ckpt)
     test = load_split(translator.cfg.data, "test")
@@ -83,10 +83,15 @@ def task_decode(args):
             t0 = time.perf_counter(); res = fn(); ts.append(time.perf_counter() - t0)
         return statistics.median(ts), res
     decode_corpus(model, src[:64], batch_size=64)                                   # warm-up
-    t, hyps = timed(lambda: decode_corpus(model, src, batch_size=64), args.decode_repeats)
-    out["greedy"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"]}
-    t, hyps = timed(lambda: decode_corpus(model, src, beam_search_fn(beam=5), batch_size=64), args.decode_repeats)
-    out["beam5"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"]}
+    rows, step = [0], model.step                                                     # count the hypotheses each step computes
+    model.step = lambda y, state, memory: (rows.__setitem__(0, rows[0] + len(y)), step(y, state, memory))[1]
+    for name, search in (("greedy", greedy_search), ("beam5", beam_search_fn(beam=5))):
+        rows[0] = 0
+        t, hyps = timed(lambda: decode_corpus(model, src, search, batch_size=64), args.decode_repeats)
+        out[name] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"],
+                     "mean_len": sum(map(len, hyps)) / len(hyps),                    # output subwords per sentence
+                     "hyp_steps_per_s": rows[0] / args.decode_repeats / t}          # hypotheses × steps computed, per second
+    del model.step
     sub = src[:args.single_sentences]
     t, single = timed(lambda: [beam_search_single(model, s, SearchConfig(beam=5))[0].tokens for s in sub], 1)
     batched_sub = decode_corpus(model, sub, beam_search_fn(beam=5), batch_size=64)
@@ -211,8 +216,9 @@ def table(r) -> str:
     for k, v in r.get("levers", {}).items(): rows.append((f"lever: {k}", f"{v:,.0f} target tokens/s (vs {tf['tokens_per_s']:,.0f})"))
     if "decode" in r:
         d = r["decode"]
-        rows += [("decode greedy", f"{d['greedy']['sent_per_s']:.1f} sentences/s (test BLEU {d['greedy']['bleu']:.1f})"),
-                 ("decode beam 5, batched", f"{d['beam5']['sent_per_s']:.1f} sentences/s (test BLEU {d['beam5']['bleu']:.1f})"),
+        rows += [(f"decode {k}", f"{d[k]['sent_per_s']:.1f} sentences/s, {d[k]['hyp_steps_per_s']:,.0f} hypothesis-steps/s "
+                  f"(test BLEU {d[k]['bleu']:.1f}, {d[k]['mean_len']:.1f} subwords/sentence)") for k in ("greedy", "beam5")]
+        rows += [
                  ("decode beam 5, one sentence at a time", f"{d['beam5_single']['sent_per_s']:.1f} sentences/s "
                   f"(batched is {d['beam5']['sent_per_s'] / d['beam5_single']['sent_per_s']:.1f}x faster)"),
                  ("peak RSS, decoding", f"{d['peak_rss_mb']:,.0f} MB")]
