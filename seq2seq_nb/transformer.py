@@ -7,7 +7,7 @@ __all__ = ['MAX_POSITIONS', 'attention', 'MultiHeadAttention', 'sinusoidal_posit
            'EncoderLayer', 'causal_mask', 'KV', 'DecoderLayer', 'TransformerEncoder', 'TransformerDecoder',
            'TransformerMemory', 'TransformerSeq2Seq']
 
-# %% ../nbs/07_transformer.ipynb #e9433ea8
+# %% ../nbs/07_transformer.ipynb #0e9cacb6
 import math
 from typing import NamedTuple
 
@@ -20,7 +20,7 @@ from .data import PAD
 from .vanilla import Generator, ModelConfig, Seq2Seq, TransformerConfig, init_embedding, register_model
 from .attention import masked_softmax
 
-# %% ../nbs/07_transformer.ipynb #59f0459a
+# %% ../nbs/07_transformer.ipynb #e774097a
 def attention(q, k, v, mask=None, need_weights:bool=False, dropout:float=0.):
     "softmax(q kᵀ / √d_k) v per head: q (B, h, Lq, d_k), k and v (B, h, Lk, d_k); `mask` True where a query may look."
     if not need_weights:                                                      # torch's fused kernel
@@ -29,7 +29,7 @@ def attention(q, k, v, mask=None, need_weights:bool=False, dropout:float=0.):
     weights = scores.softmax(-1) if mask is None else masked_softmax(scores, mask)
     return F.dropout(weights, dropout) @ v, weights                          # (B, h, Lq, d_k), (B, h, Lq, Lk)
 
-# %% ../nbs/07_transformer.ipynb #73500c60
+# %% ../nbs/07_transformer.ipynb #5c5a69e6
 class MultiHeadAttention(nn.Module):
     "MultiHead(Q, K, V) = [head_1; …; head_h] W^O with head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i)."
     def __init__(self, d_model:int, heads:int, dropout:float=0.):
@@ -52,7 +52,7 @@ class MultiHeadAttention(nn.Module):
         B, _, Lq, _ = out.shape
         return self.W_O(out.transpose(1, 2).reshape(B, Lq, -1)), w         # concatenate the heads, then W^O
 
-# %% ../nbs/07_transformer.ipynb #2e85cff4
+# %% ../nbs/07_transformer.ipynb #323b3710
 def sinusoidal_positions(n:int, d:int) -> torch.Tensor:
     "PE[pos, 2i] = sin(pos / 10000^(2i/d)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/d)): (n, d)."
     pos = torch.arange(n, dtype=torch.float)[:, None]                         # (n, 1)
@@ -76,7 +76,7 @@ class Embeddings(nn.Module):
         pe = self.pe if start + L <= len(self.pe) else sinusoidal_positions(start + L, d).to(self.pe)
         return self.drop(self.emb(ids) * math.sqrt(d) + pe[start:start + L])
 
-# %% ../nbs/07_transformer.ipynb #e5275952
+# %% ../nbs/07_transformer.ipynb #eba1b62b
 def feed_forward(d_model:int, ff_dim:int, dropout:float=0.) -> nn.Sequential:
     "FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 at every position (dropout on the inner layer)."
     return nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
@@ -95,7 +95,7 @@ class EncoderLayer(nn.Module):
         x = x + self.drop(self.self_attn(h, *self.self_attn.keys_values(h), mask)[0])
         return x + self.drop(self.ff(self.ln_ff(x)))
 
-# %% ../nbs/07_transformer.ipynb #58cbb640
+# %% ../nbs/07_transformer.ipynb #788a8c91
 def causal_mask(T:int, t:int=0, device=None) -> torch.Tensor:
     "(T, t + T) bool: new position i (absolute t + i) may see positions 0 … t + i, the t cached ones included."
     return torch.ones(T, t + T, dtype=torch.bool, device=device).tril(t)
@@ -105,7 +105,7 @@ class KV(NamedTuple):
     k: torch.Tensor
     v: torch.Tensor
 
-# %% ../nbs/07_transformer.ipynb #0bd3ff40
+# %% ../nbs/07_transformer.ipynb #32a654c8
 class DecoderLayer(nn.Module):
     "Pre-LN decoder layer: causal self-attention over a key/value cache, cross-attention to the encoder, feed-forward."
     def __init__(self, c:TransformerConfig):
@@ -125,7 +125,7 @@ class DecoderLayer(nn.Module):
         x = x + self.drop(a)
         return x + self.drop(self.ff(self.ln_ff(x))), cache, w
 
-# %% ../nbs/07_transformer.ipynb #996ff4dc
+# %% ../nbs/07_transformer.ipynb #fbd0085f
 class TransformerEncoder(nn.Module):
     "A stack of Pre-LN encoder layers and the final layer norm."
     def __init__(self, c:TransformerConfig):
@@ -153,7 +153,7 @@ class TransformerDecoder(nn.Module):
             if w is not None: alphas = w.mean(1)                                  # (B, T, S): mean over heads
         return self.ln(x), tuple(new), alphas
 
-# %% ../nbs/07_transformer.ipynb #8a363483
+# %% ../nbs/07_transformer.ipynb #bf637f4d
 class TransformerMemory(NamedTuple):
     "What the decoder reads about the source (batch-first)."
     enc_out: torch.Tensor    # (B, S, d_model) the encoder's output
