@@ -186,7 +186,7 @@ class TreeNode(NamedTuple):
 
 @torch.inference_mode()
 def search_tree(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=SearchConfig()) -> list[list[TreeNode]]:
-    "Every step of `beam_search_single` on one sentence: the candidates (each open hypothesis' K best extensions), scored, kept or pruned."
+    "Every step of `beam_search_single` on one sentence: the candidates (each open hypothesis' 2K best extensions), scored, kept or pruned."
     from dataclasses import replace
     K, S = cfg.beam, len(src_ids)
     limit = int(max_lengths(torch.tensor([S]), cfg.max_len_a, cfg.max_len_b)[0])
@@ -203,7 +203,8 @@ def search_tree(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=SearchConfig(
             logits, alphas = model(src, mask, lengths, tgt_in)          # (1, t, V), (1, t, S)
             logp = logits[0, -1].float().log_softmax(-1); logp[[PAD, BOS]] = float("-inf")
             prefix_lp = float(logits[0, :-1].float().log_softmax(-1).gather(1, tgt_in[0, 1:, None]).sum())
-            for lp, tok in zip(*logp.topk(K)):
+            for lp, tok in zip(*logp.topk(min(2 * K, len(logp)))):          # at least as many as the search considers
+                if not math.isfinite(float(lp)): continue
                 toks = node.tokens + [int(tok)]
                 s = (prefix_lp + float(lp)) / float(length_penalty(len(toks), cfg.alpha))
                 if cfg.coverage and alphas is not None: s += float(coverage_penalty(alphas[0].sum(0), mask[0], cfg.coverage))
