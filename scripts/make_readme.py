@@ -3,9 +3,22 @@
 
 Markdown cells are copied; code cells become ```python blocks followed by their text output;
 cells marked `#| hide` are skipped, and nbdev directives (`#| ...`) are dropped from code.
+Relative links in the notebook are written relative to `nbs/` (so that they work when the notebook is
+opened in JupyterLab or on GitHub); in the README they are rewritten relative to the repository root
+(`00_data.ipynb` -> `nbs/00_data.ipynb`, `../bench/x.json` -> `bench/x.json`).
 """
-import json, sys
+import json, posixpath, re, sys
 from pathlib import Path
+
+def rebase_links(md:str) -> str:
+    "Rewrite relative Markdown link targets from nbs/ to the repository root."
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:|^#|^/", target): return m.group(0)   # URL, anchor or absolute path
+        path, _, frag = target.partition("#")
+        new = posixpath.normpath(posixpath.join("nbs", path)) + (f"#{frag}" if frag else "")
+        return f"{m.group(1)}({new})"
+    return re.sub(r"(\[[^\]]*\])\(([^)\s]+)\)", fix, md)
 
 root = Path(__file__).resolve().parents[1]
 nb = json.loads((root/"nbs"/"index.ipynb").read_text(encoding="utf-8"))
@@ -13,7 +26,7 @@ parts = ["<!-- Generated from nbs/index.ipynb by scripts/make_readme.py; edit th
 for cell in nb["cells"]:
     src = "".join(cell["source"])
     if cell["cell_type"] == "markdown":
-        parts.append(src.strip()); continue
+        parts.append(rebase_links(src.strip())); continue
     lines = src.splitlines()
     if any(l.strip().replace(" ", "") in ("#|hide", "#|include:false") for l in lines): continue
     code = "\n".join(l for l in lines if not l.lstrip().startswith("#|")).strip()

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SearchConfig', 'length_penalty', 'coverage_penalty', 'Hypothesis', 'beam_search_single', 'beam_search',
-           'beam_search_fn', 'Translation', 'Translator', 'main']
+           'beam_search_fn', 'TreeNode', 'search_tree', 'Translation', 'Translator', 'main']
 
 # %% ../nbs/04_beam_search.ipynb #e5a15627
 import argparse, math, sys
@@ -186,6 +186,44 @@ def beam_search_fn(**kw) -> Callable:
     "A search function for `decode_corpus`: the best hypothesis of `beam_search` with these `SearchConfig` settings."
     cfg = SearchConfig(**kw)
     return lambda model, src, src_mask, src_lengths: [h[0].tokens for h in beam_search(model, src, src_mask, src_lengths, cfg)]
+
+# %% ../nbs/04_beam_search.ipynb #63c4e8fc
+class TreeNode(NamedTuple):
+    "One candidate of one step of a beam search."
+    tokens: list[int]      # the hypothesis' tokens so far (an <eos> at the end if it ended here)
+    score: float           # what the search ranks by
+    parent: int|None       # index of the parent in the previous step's kept nodes (None at step 1 or if carried over)
+    kept: bool             # in the beam after this step
+    ended: bool            # ended with <eos>
+
+@torch.inference_mode()
+def search_tree(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=SearchConfig()) -> list[list[TreeNode]]:
+    "Every step of `beam_search_single` on one sentence: the candidates (each open hypothesis' 2K best extensions), scored, kept or pruned."
+    from dataclasses import replace
+    K, S = cfg.beam, len(src_ids)
+    limit = int(max_lengths(torch.tensor([S]), cfg.max_len_a, cfg.max_len_b)[0])
+    src, mask, lengths = collate_src([src_ids])
+    prev, steps = [TreeNode([], 0., None, True, False)], []
+    for t in range(1, limit + 1):
+        beam = beam_search_single(model, src_ids, replace(cfg, max_len_a=0., max_len_b=t, n_best=K))
+        key = lambda h: tuple(h.tokens) + ((EOS,) if h.ended else ())
+        in_beam, nodes = {key(h) for h in beam}, []
+        for p, node in enumerate(prev):                              # prev: the kept nodes of step t - 1
+            if node.ended:                                             # an ended hypothesis competes unchanged
+                nodes.append(node._replace(parent=p, kept=tuple(node.tokens) in in_beam)); continue
+            tgt_in = torch.tensor([[BOS] + node.tokens])
+            logits, alphas = model(src, mask, lengths, tgt_in)          # (1, t, V), (1, t, S)
+            logp = logits[0, -1].float().log_softmax(-1); logp[[PAD, BOS]] = float("-inf")
+            prefix_lp = float(logits[0, :-1].float().log_softmax(-1).gather(1, tgt_in[0, 1:, None]).sum())
+            for lp, tok in zip(*logp.topk(min(2 * K, len(logp)))):          # at least as many as the search considers
+                if not math.isfinite(float(lp)): continue
+                toks = node.tokens + [int(tok)]
+                s = (prefix_lp + float(lp)) / float(length_penalty(len(toks), cfg.alpha))
+                if cfg.coverage and alphas is not None: s += float(coverage_penalty(alphas[0].sum(0), mask[0], cfg.coverage))
+                nodes.append(TreeNode(toks, s, p if t > 1 else None, tuple(toks) in in_beam, int(tok) == EOS))
+        steps.append(nodes); prev = [n for n in nodes if n.kept]
+        if all(n.ended for n in prev): break
+    return steps
 
 # %% ../nbs/04_beam_search.ipynb #f12fac6f
 class Translation(NamedTuple):

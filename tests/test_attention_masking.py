@@ -21,6 +21,17 @@ def test_masked_positions_get_zero(dtype):
     assert torch.allclose(w.float(), ref, atol=1e-2 if dtype != torch.float32 else 1e-6)
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fully_masked_row_is_finite(dtype):
+    "A row with no valid position gets finite (uniform) weights, not NaN as with an -inf fill."
+    scores = torch.randn(2, 5).to(dtype)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    w = masked_softmax(scores, mask)
+    assert torch.isfinite(w).all() and (w[0, 2:] == 0).all()
+    assert torch.allclose(w[1].float(), torch.full((5,), 0.2), atol=1e-3)
+    assert torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)[1].isnan().all()   # what -inf would do
+
 def test_attention_module_ignores_padding_values():
     "Changing what sits in padded positions of enc_out changes neither weights nor context."
     torch.manual_seed(0)
