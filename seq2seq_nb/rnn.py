@@ -31,7 +31,7 @@ class ResidualEncoder(Encoder):
         "`src` (B, S) and its lengths (B,) -> `enc_out` (B, S, 2·H_enc) of the top layer and its `summary` (B, 2·H_enc)."
         x = self.drop_emb(self.emb(src))                                           # (B, S, E)
         packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h_n = self.rnn(packed)                                                # the bottom layer (no residual: E != 2·H_enc)
+        out, h_n = self.rnn(packed)                                                # the bottom layer: no residual (its input is the embedding)
         for rnn in self.upper:                                                     # x^{l+1} = RNN_l(drop(x^l)) + x^l
             new, h_n = rnn(out._replace(data=self.drop_rnn(out.data)))             # packed data: (real tokens, 2·H_enc)
             out = new._replace(data=new.data + out.data)                           # same packing, so add the flat data
