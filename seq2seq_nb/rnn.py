@@ -94,33 +94,40 @@ class RNNSeq2Seq(Seq2Seq):
         self.generator = Generator(out_dim, tgt_vocab, cfg.readout_dim, self.emb if cfg.tie_embeddings else None, cfg.dropout_rnn)
         for e in (self.encoder.emb, self.emb): init_embedding(e)
 
-    def encode(self, src, src_mask, src_lengths):
-        enc_out, summary = self.encoder(src, src_lengths)
-        return AttentionMemory(enc_out, self.attention.keys(enc_out), src_mask, summary)
-
-    def init_state(self, memory):
-        hs = torch.tanh(self.W_init(memory.summary)).chunk(self.cfg.dec_layers, -1)   # L × (B, H_dec)
-        layers = tuple(RNNState(h, torch.zeros_like(h) if self.cfg.cell == "lstm" else None) for h in hs)
-        feed = torch.zeros_like(hs[0]) if self.luong else None                     # h̃_0 = 0
-        coverage = torch.zeros_like(memory.src_mask, dtype=hs[0].dtype) if self.cfg.coverage_attn else None  # C_0 = 0
-        return RNNDecoderState(layers, feed, coverage)
-
-    def step(self, y_prev, state, memory):
-        "One target position: `y_prev` (B,) -> logits (B, V), the new state, alphas (B, S)."
-        state, out, alphas = self._recur(self._embed(y_prev), state, memory)
-        return self.generator(out), state, alphas
-
-    def forward(self, src, src_mask, src_lengths, tgt_in, features:bool=False):
-        "Teacher forcing: logits (B, T, V) (or the generator's features) and alphas (B, T, S)."
-        memory = self.encode(src, src_mask, src_lengths)
-        state, outs, alphas = self.init_state(memory), [], []
-        for gi_t in self._embed(tgt_in).unbind(1):                                 # embedding projections of all T at once
-            state, out, a = self._recur(gi_t, state, memory)
-            outs.append(out); alphas.append(a)
-        out = torch.stack(outs, 1)                                                 # (B, T, d)
-        return (self.generator.features(out) if features else self.generator(out)), torch.stack(alphas, 1)
-
 # %% ../nbs/06_beyond_bahdanau.ipynb #d4f37d9b
+@patch
+def encode(self:RNNSeq2Seq, src, src_mask, src_lengths):
+    "The top encoder layer's states, the keys of the chosen score, the mask and the summary."
+    enc_out, summary = self.encoder(src, src_lengths)
+    return AttentionMemory(enc_out, self.attention.keys(enc_out), src_mask, summary)
+
+@patch
+def init_state(self:RNNSeq2Seq, memory):
+    "s_0 = tanh(W_init summary) for every layer (c_0 = 0 for an LSTM); h̃_0 = 0 and C_0 = 0 where the options need them."
+    hs = torch.tanh(self.W_init(memory.summary)).chunk(self.cfg.dec_layers, -1)   # L × (B, H_dec)
+    layers = tuple(RNNState(h, torch.zeros_like(h) if self.cfg.cell == "lstm" else None) for h in hs)
+    feed = torch.zeros_like(hs[0]) if self.luong else None                     # h̃_0 = 0
+    coverage = torch.zeros_like(memory.src_mask, dtype=hs[0].dtype) if self.cfg.coverage_attn else None  # C_0 = 0
+    return RNNDecoderState(layers, feed, coverage)
+
+@patch
+def step(self:RNNSeq2Seq, y_prev, state, memory):
+    "One target position: `y_prev` (B,) -> logits (B, V), the new state, alphas (B, S)."
+    state, out, alphas = self._recur(self._embed(y_prev), state, memory)
+    return self.generator(out), state, alphas
+
+@patch
+def forward(self:RNNSeq2Seq, src, src_mask, src_lengths, tgt_in, features:bool=False):
+    "Teacher forcing: logits (B, T, V) (or the generator's features) and alphas (B, T, S)."
+    memory = self.encode(src, src_mask, src_lengths)
+    state, outs, alphas = self.init_state(memory), [], []
+    for gi_t in self._embed(tgt_in).unbind(1):                                 # embedding projections of all T at once
+        state, out, a = self._recur(gi_t, state, memory)
+        outs.append(out); alphas.append(a)
+    out = torch.stack(outs, 1)                                                 # (B, T, d)
+    return (self.generator.features(out) if features else self.generator(out)), torch.stack(alphas, 1)
+
+# %% ../nbs/06_beyond_bahdanau.ipynb #e16cb01b
 @patch
 def _embed(self:RNNSeq2Seq, y):
     "`W_ie e(y) + b_ih` of the bottom layer: the part of its input projection that depends only on the previous word."
@@ -146,7 +153,7 @@ def _layers(self:RNNSeq2Seq, gi_emb, extra, layers:tuple):
         out = new[-1].h + out                                                      # residual: widths match (H_dec)
     return tuple(new), out
 
-# %% ../nbs/06_beyond_bahdanau.ipynb #06df1642
+# %% ../nbs/06_beyond_bahdanau.ipynb #f7ff8538
 @patch
 def _recur(self:RNNSeq2Seq, gi_emb, state:RNNDecoderState, memory:AttentionMemory):
     "One step in Bahdanau's order (attend with s_{i-1}, update) or Luong's (update, attend with h_t, feed h̃_t): new state, generator input, alphas."
@@ -162,7 +169,7 @@ def _recur(self:RNNSeq2Seq, gi_emb, state:RNNDecoderState, memory:AttentionMemor
     coverage = None if state.coverage is None else state.coverage + alphas         # C_i = C_{i-1} + α_i
     return RNNDecoderState(layers, feed, coverage), out, alphas
 
-# %% ../nbs/06_beyond_bahdanau.ipynb #f7ff8538
+# %% ../nbs/06_beyond_bahdanau.ipynb #5cac63da
 RNN_OPTIONS = ("dec_layers", "input_feeding", "attn_score", "coverage_attn", "coverage_loss")
 
 @register_model("attention", RNN_KEYS + ("attn_dim", "dropout_attn") + RNN_OPTIONS)
@@ -172,7 +179,7 @@ def build_attention(cfg:ModelConfig, src_vocab:int, tgt_vocab:int) -> Seq2Seq:
     if all(getattr(cfg, k) == getattr(default, k) for k in RNN_OPTIONS): return AttentionSeq2Seq(cfg, src_vocab, tgt_vocab)
     return RNNSeq2Seq(cfg, src_vocab, tgt_vocab)
 
-# %% ../nbs/06_beyond_bahdanau.ipynb #4da1015d
+# %% ../nbs/06_beyond_bahdanau.ipynb #f21b50b0
 def coverage_loss(alphas, tgt_mask):
     "See et al.'s Σ_i Σ_j min(α_ij, C_ij), C_i = Σ_{k<i} α_k, summed over real target positions: `alphas` (B, T, S), `tgt_mask` (B, T)."
     coverage = F.pad(alphas, (0, 0, 1, 0))[:, :-1].cumsum(1)                      # (B, T, S): C_i before step i (C_1 = 0)
