@@ -299,7 +299,7 @@ def all_reduce(values, op:str="sum") -> list[float]:
     return t.tolist()
 
 # %% ../nbs/99_core.ipynb #2a0200d7
-PLUGINS = ["seq2seq_nb.vanilla", "seq2seq_nb.attention", "seq2seq_nb.transformer", "seq2seq_nb.search"]   # this package's own
+PLUGINS = ["seq2seq_nb.vanilla", "seq2seq_nb.attention", "seq2seq_nb.rnn", "seq2seq_nb.transformer", "seq2seq_nb.search"]   # this package's own
 
 def load_plugins():
     "Import every module that registers architectures or searches (idempotent)."

@@ -136,11 +136,12 @@ def register_model(name:str, keys=RNN_KEYS):
 
 def check_model_config(cfg:ModelConfig):
     "Refuse an unregistered `arch`, and any key set away from its default that the architecture does not read."
-    if cfg.arch not in MODELS: load_plugins()
+    default = ModelConfig()
+    unused = lambda: [f.name for f in fields(cfg) if f.name not in MODELS[cfg.arch].keys and getattr(cfg, f.name) != getattr(default, f.name)]
+    if cfg.arch not in MODELS or unused(): load_plugins()     # a plugin may register the arch, or widen its keys (06 widens "attention")
     if cfg.arch not in MODELS:
         raise ConfigError(f"{cfg.arch!r} is not a registered architecture; registered: {', '.join(sorted(MODELS))}", "model.arch")
-    default, keys = ModelConfig(), MODELS[cfg.arch].keys
-    unused = [f.name for f in fields(cfg) if f.name not in keys and getattr(cfg, f.name) != getattr(default, f.name)]
+    keys, unused = MODELS[cfg.arch].keys, unused()
     if unused: raise ConfigError(f"does not apply to arch {cfg.arch!r} (it reads: {', '.join(sorted(keys - {'arch'}))})",
                                  f"model.{unused[0]}")
 
