@@ -35,6 +35,7 @@ def test_fused_loss_smooths_the_same_way():
     y = torch.randint(3, 13, (40,), generator=g); y[::6] = PAD
     ref = seq2seq_loss((x @ W.t() + b)[None], y[None], 0.1, reduction="sum")
     out = LinearCrossEntropy.apply(x, W, b, y, 0.1, 7)
+    torch.testing.assert_close(out, _smoothed_reference(x @ W.t() + b, y, 0.1))
     torch.testing.assert_close(out, ref)
     for a, r in zip(torch.autograd.grad(out, (x, W, b)), torch.autograd.grad(ref, (x, W, b))): torch.testing.assert_close(a, r)
 
