@@ -369,9 +369,7 @@ class Trainer:
 
     def gather_rng(self) -> list:
         "Every rank's RNG state, in rank order (a collective: all ranks call it)."
-        if self.world == 1: return [rng_state()]
-        out = [None] * self.world; dist.all_gather_object(out, rng_state())
-        return out
+        return [broadcast(rng_state() if r == self.rank else None, src=r) for r in range(self.world)]   # world 1: [mine]
 
     def peak_rss_mb(self) -> float:
         "Peak resident memory of this run so far, across resumes (MB)."

@@ -20,8 +20,16 @@ def _args(run_dir, module="seq2seq_nb.train", **extra):
             "--config", "configs/tiny.yaml", "--run-dir", str(run_dir), *sum((["--set", f"{k}={v}"] for k, v in o.items()), [])]
 
 
+def _run(args, timeout=120, env=None):
+    "Run torchrun; once more if the port it picked was taken meanwhile (a torchrun race on a shared machine)."
+    for attempt in (1, 2):
+        r = subprocess.run(args, cwd=ROOT, env=env or cli_env(), capture_output=True, timeout=timeout)
+        if r.returncode == 0 or b"EADDRINUSE" not in r.stderr and b"Address already in use" not in r.stderr: break
+    return r
+
+
 def _torchrun(run_dir, timeout=120, **extra):
-    r = subprocess.run(_args(run_dir, **extra), cwd=ROOT, env=cli_env(), capture_output=True, timeout=timeout)
+    r = _run(_args(run_dir, **extra), timeout)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
@@ -69,8 +77,7 @@ def test_max_steps_a_multiple_of_eval_every_and_exact_resume(tmp_path):
     assert rc == 0, err[-3000:]
     ck = load_checkpoint(tmp_path/"resumed"/"last.pt")
     assert len(ck["rng_ranks"]) == 2 and not torch.equal(ck["rng_ranks"][0]["torch"], ck["rng_ranks"][1]["torch"])
-    r = subprocess.run(_args(tmp_path/"resumed", **drop, **{"train.max_steps": 6}) + ["--resume"], cwd=ROOT, env=cli_env(),
-                       capture_output=True, timeout=120)
+    r = _run(_args(tmp_path/"resumed", **drop, **{"train.max_steps": 6}) + ["--resume"])
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     a, b = load_checkpoint(tmp_path/"straight"/"last.pt")["model"], load_checkpoint(tmp_path/"resumed"/"last.pt")["model"]
     for k in a: assert torch.equal(a[k], b[k]), k
@@ -101,8 +108,7 @@ def test_sigterm_to_torchrun_stops_both_ranks_after_the_step(tmp_path):
 
 
 def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
-    r = subprocess.run(_args(tmp_path/"run", module="ddp_nan_rank1", **{"train.log_every": 1}), cwd=ROOT,
-                       env=cli_env() | {"PYTHONPATH": f"{ROOT/'tests'}"}, capture_output=True, timeout=120)
+    r = _run(_args(tmp_path/"run", module="ddp_nan_rank1", **{"train.log_every": 1}), env=cli_env() | {"PYTHONPATH": f"{ROOT/'tests'}"})
     err = r.stderr.decode()
     msgs = re.findall(r"error: (step \d+: the training loss is \S+ \(summed over 2 process\(es\)\))", err)  # lines may interleave
     # rank 0, whose own loss is finite, stops with rank 1's message at the same step (before the fix it crashed in
