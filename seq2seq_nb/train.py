@@ -448,8 +448,9 @@ def train_step(self:Trainer, batches:list) -> dict:
     names = sorted(aux_sum)
     loss_sum, *aux_tot = all_reduce([loss_sum, *(aux_sum[n] for n in names)])   # NaN or inf on any rank reaches all
     if not math.isfinite(loss_sum):                                            # every rank stops here, before the update
-        raise NonFiniteLoss(f"step {self.step + 1}: the training loss is {loss_sum} (summed over {self.world} process(es)); "
-                            f"stopping. The last good checkpoint is {self.run_dir/'last.pt'}; try a lower "
+        raise NonFiniteLoss(f"step {self.step + 1}: the training loss is {loss_sum}"
+                            + (f" (summed over {self.world} processes)" if self.world > 1 else "") + "; stopping."
+                            f" The last good checkpoint is {self.run_dir/'last.pt'}; try a lower "
                             f"train.lr, train.clip_norm, or fp32")
     self.scaler.unscale_(self.opt)
     grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm if t.clip_norm else float("inf")))
