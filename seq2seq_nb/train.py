@@ -599,8 +599,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seq2seq_nb.train", description="Train an NMT model from a YAML config.")
     p.add_argument("--config", required=True, help="YAML config file (see configs/)")
     p.add_argument("--run-dir", help="output folder (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
-    p.add_argument("--overwrite", action="store_true", help="replace the run that <run-dir> already holds")
+    fresh = p.add_mutually_exclusive_group()
+    fresh.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
+    fresh.add_argument("--overwrite", action="store_true", help="replace the run that <run-dir> already holds")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
     return p
