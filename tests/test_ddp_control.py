@@ -60,11 +60,12 @@ def test_early_stopping_by_patience(tmp_path):
 
 
 def test_max_minutes_budget(tmp_path):
-    rc, out, err = _torchrun(tmp_path/"run", **{"train.max_minutes": 0.02, "train.max_epochs": 1000})
+    "The budget runs out right after an evaluation (one at every step): no rank may go for a final one alone."
+    rc, out, err = _torchrun(tmp_path/"run", **{"train.max_minutes": 0.02, "train.max_epochs": 1000, "train.eval_every": 1})
     assert rc == 0, err[-3000:]
     res = _results(tmp_path/"run")
     assert res["reason"] == "limit reached" and res["steps"] >= 1 and res["wall_minutes"] >= 0.02
-    assert _evals(tmp_path/"run")[-1] == res["steps"]                   # the final evaluation, on both ranks
+    assert _evals(tmp_path/"run") == list(range(1, res["steps"] + 1))  # each step evaluated once, no extra final one
 
 
 def test_max_steps_a_multiple_of_eval_every_and_exact_resume(tmp_path):
