@@ -136,18 +136,11 @@ class AttentionSeq2Seq(Seq2Seq):
 
     def _step_weights(self):
         "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
-        if not torch.is_grad_enabled() and getattr(self, "_cache_key", None) == self._weights_key():
-            return self._cached_weights                                  # decoding: build them once, not every step
+        # built at every call, never cached: a cache keyed on the tensors' versions misses in-place `.data` updates
+        # (weight averaging, EMA), and stacking costs O(H²) against the step's O(B·K·H²) (no difference measured)
         W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
-        weights = (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
-                   self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
-        if not torch.is_grad_enabled(): self._cache_key, self._cached_weights = self._weights_key(), weights
-        return weights
-
-    def _weights_key(self):
-        "Changes whenever a weight of the step loop is updated in place or replaced."
-        ps = (self.cell.weight_hh, self.cell.bias_hh, self.cell.weight_ih, self.attention.W_a.weight)
-        return tuple((p.data_ptr(), p._version) for p in ps)
+        return (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
+                self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
 
     def _recur(self, gi_emb, state, memory, weights):
         "One step of the recurrence given `gi_emb` (B, G·H_dec): returns the new state, context (B, 2·H_enc), alphas (B, S)."

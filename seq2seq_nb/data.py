@@ -55,7 +55,7 @@ class DataConfig:
     vocab_size: int = 8000          # subword vocabulary size (per side when not joint)
     joint_vocab: bool = True        # one vocabulary shared by source and target
     character_coverage: float = 1.0 # SentencePiece character coverage
-    max_len: int = 50               # clip sentences to this many subwords (incl. <eos>)
+    max_len: int = 50               # longest training sentence in subwords (incl. <eos>); longer pairs are dropped
     max_tokens: int = 4000          # batch budget in padded tokens (0 = use max_sentences only)
     max_sentences: int = 0          # at most this many sentences per batch (0 = no limit)
     num_workers: int = 0            # DataLoader worker processes
@@ -66,6 +66,9 @@ class DataConfig:
                 check(getattr(self, k) in MULTI30K_LANGS, k,
                       f"{getattr(self, k)!r} is not a Multi30k language; valid: {', '.join(MULTI30K_LANGS)}")
             check(self.src_lang != self.tgt_lang, "tgt_lang", "source and target language are the same")
+            for k in ("train_src", "train_tgt", "valid_src", "valid_tgt", "test_src", "test_tgt"):  # would be silently ignored
+                check(getattr(self, k) is None, k, "is set but data.corpus is multi30k, which ignores it; "
+                      "set data.corpus=files to use your own files")
         else:
             check(self.train_src is not None, "train_src", "corpus=files needs data.train_src (and data.train_tgt, or a TSV file)")
         check(self.vocab_size >= 8, "vocab_size", f"must be >= 8, got {self.vocab_size}")
@@ -290,16 +293,19 @@ class EncodedCorpus:
     "Id sequences of a corpus: `src` ends with `<eos>`; `tgt` is bare (batching adds `<bos>`/`<eos>`)."
     src: list[list[int]]
     tgt: list[list[int]]
-    n_clipped: int = 0   # pairs with at least one side clipped to max_len
+    n_clipped: int = 0   # pairs with at least one side clipped to max_len (long="clip")
+    n_dropped: int = 0   # pairs left out because a side is longer than max_len (long="drop")
     def __len__(self): return len(self.src)
 
-def encode_corpus(tok:Tokenizer, corpus:ParallelCorpus, max_len:int) -> EncodedCorpus:
-    "Numericalize, append `<eos>` to the source, and clip both sides to `max_len` tokens (with their end marker)."
-    src, tgt, n_clipped = [], [], 0
+def encode_corpus(tok:Tokenizer, corpus:ParallelCorpus, max_len:int, long:Literal["clip", "drop"]="clip") -> EncodedCorpus:
+    "Numericalize and append `<eos>` to the source; pairs with a side over `max_len` tokens (with its end marker) are clipped or dropped."
+    src, tgt, n_long = [], [], 0
     for s, t in zip(tok.encode_src(corpus.src), tok.encode_tgt(corpus.tgt)):
-        n_clipped += len(s) >= max_len or len(t) >= max_len
+        too_long = len(s) >= max_len or len(t) >= max_len
+        n_long += too_long
+        if too_long and long == "drop": continue   # training: a clipped target would teach the model to stop mid-sentence
         src.append(s[:max_len - 1] + [EOS]); tgt.append(t[:max_len - 1])
-    return EncodedCorpus(src, tgt, n_clipped)
+    return EncodedCorpus(src, tgt, n_clipped=n_long if long == "clip" else 0, n_dropped=n_long if long == "drop" else 0)
 
 # %% ../nbs/00_data.ipynb #aed288a7
 def plot_lengths(enc:EncodedCorpus, title:str=""):

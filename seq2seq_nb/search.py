@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SearchConfig', 'length_penalty', 'coverage_penalty', 'Hypothesis', 'beam_search_single', 'beam_search',
-           'beam_search_fn', 'TreeNode', 'search_tree', 'Translation', 'Translator', 'main']
+           'beam_search_fn', 'TreeNode', 'search_tree', 'Translation', 'Translator', 'nbest_line', 'main']
 
 # %% ../nbs/04_beam_search.ipynb #e5a15627
 import argparse, math, sys
@@ -38,8 +38,8 @@ class SearchConfig:
     def __post_init__(self):
         check(self.beam >= 1, "beam", f"must be >= 1, got {self.beam}")
         check(1 <= self.n_best <= self.beam, "n_best", f"must be between 1 and beam ({self.beam}), got {self.n_best}")
-        check(self.alpha >= 0, "alpha", f"the length penalty must be >= 0, got {self.alpha}")
-        check(self.coverage >= 0, "coverage", f"the coverage penalty must be >= 0, got {self.coverage}")
+        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
+        check(self.coverage >= 0, "coverage", f"must be >= 0, got {self.coverage}")
         check(self.max_len_a >= 0 and self.max_len_b >= 0 and self.max_len_a + self.max_len_b > 0, "max_len_b",
               "the output limit a·len + b must be positive")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -290,6 +290,12 @@ def _translate_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     return p
 
+def nbest_line(i:int, t:Translation, cfg:SearchConfig) -> str:
+    "A Moses n-best line: `id ||| hypothesis ||| features ||| score`; the features are the log-probability and the length penalty."
+    if t.hyp is None: return f"{i} |||  ||| logprob= 0 lp= 1 ||| 0\n"           # an empty input line
+    lp = length_penalty(len(t.hyp.tokens) + t.hyp.ended, cfg.alpha)          # the length the search scored (with <eos>)
+    return f"{i} ||| {t.text} ||| logprob= {t.hyp.logprob:.4f} lp= {lp:.4f} ||| {t.hyp.score:.4f}\n"
+
 def _read_source(path:str) -> list[str]:
     return decode_lines(sys.stdin.buffer, "<stdin>") if path == "-" else read_lines(path)
 
@@ -315,7 +321,7 @@ def main(argv=None) -> int:
         if translator.n_clipped:
             print(f"warning: {translator.n_clipped} line(s) longer than {cfg.max_src_len} subwords were clipped", file=sys.stderr)
         if cfg.n_best == 1: text = "".join(r[0].text + "\n" for r in result)
-        else: text = "".join(f"{i} ||| {t.text} ||| {t.hyp.score if t.hyp else 0.0:.4f}\n" for i, r in enumerate(result) for t in r)
+        else: text = "".join(nbest_line(i, t, cfg) for i, r in enumerate(result) for t in r)
         if args.out == "-": sys.stdout.write(text); sys.stdout.flush()
         else:
             with atomic_write(args.out, "w") as f: f.write(text)

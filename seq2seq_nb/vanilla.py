@@ -264,8 +264,14 @@ class VanillaSeq2Seq(Seq2Seq):
 # %% ../nbs/01_vanilla_seq2seq.ipynb #dd4611df
 def seq2seq_loss(logits, tgt_out, label_smoothing:float=0.0, reduction:str="mean"):
     "Cross-entropy of `logits` (B, T, V) against `tgt_out` (B, T), ignoring `<pad>`; mean over real tokens."
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt_out.reshape(-1), ignore_index=PAD,
-                           label_smoothing=label_smoothing, reduction=reduction)
+    x, y = logits.reshape(-1, logits.shape[-1]).float(), tgt_out.reshape(-1)
+    if not label_smoothing: return F.cross_entropy(x, y, ignore_index=PAD, reduction=reduction)
+    logp, keep = F.log_softmax(x, -1), y != PAD
+    nll = -logp.gather(1, y.clamp_min(0)[:, None]).squeeze(1)
+    smooth = -(logp.sum(-1) - logp[:, PAD] - logp[:, BOS]) / (x.shape[-1] - 2)   # ε spread over the V - 2 possible targets
+    loss = ((1 - label_smoothing) * nll + label_smoothing * smooth) * keep
+    if reduction == "none": return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / keep.sum()
 
 # %% ../nbs/01_vanilla_seq2seq.ipynb #ebe776e2
 def fit(model:Seq2Seq, batches:list[Batch], steps:int, lr:float=3e-3, clip:float=1.0, label_smoothing:float=0.0) -> list[float]:

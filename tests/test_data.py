@@ -115,6 +115,19 @@ def test_clipping_counts(small_tok):
     assert all(len(s) <= 12 and s[-1] == EOS for s in enc.src) and all(len(t) <= 11 for t in enc.tgt)
 
 
+def test_training_drops_over_long_pairs_instead_of_clipping(small_tok):
+    pairs = ParallelCorpus(["a man " * 40, "a dog", "a cat"], ["un chien", "un homme " * 40, "un chat"])
+    enc = encode_corpus(small_tok, pairs, max_len=12, long="drop")
+    assert (len(enc), enc.n_dropped, enc.n_clipped) == (1, 2, 0)
+    assert enc.tgt == small_tok.encode_tgt(["un chat"]) and enc.src[0][-1] == EOS
+
+
+@pytest.mark.parametrize("key", ["train_src", "train_tgt", "valid_src", "test_tgt"])
+def test_own_files_are_not_ignored_under_multi30k(key):
+    with pytest.raises(ConfigError, match=f"{key}: is set but data.corpus is multi30k"):
+        from_dict(DataConfig, {"corpus": "multi30k", key: "my.txt"})
+
+
 # ---- batching ----------------------------------------------------------------------------------
 def test_real_batches(small_corpus, small_tok):
     enc = encode_corpus(small_tok, small_corpus[0], 50)

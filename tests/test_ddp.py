@@ -23,3 +23,8 @@ def test_two_processes_equal_one_process_accumulating_their_batches(tmp_path, mu
     single.fit()
     for k, v in single.model.state_dict().items():
         assert torch.allclose(v, ddp[k], atol=1e-5), k
+    # the logged training loss is the mean over all ranks' tokens, as if one process had seen both batches
+    logged = [json.loads(l) for l in (tmp_path/"ddp"/"metrics.jsonl").read_text().splitlines()]
+    ddp_loss = [r["loss"] for r in logged if r["kind"] == "train"]
+    single_loss = [r["loss"] for r in single.history if r["kind"] == "train"]
+    assert len(ddp_loss) == len(single_loss) == 2 and all(abs(a - b) < 1e-4 for a, b in zip(ddp_loss, single_loss)), (ddp_loss, single_loss)

@@ -105,6 +105,22 @@ def test_deterministic_and_within_length_limits():
 def test_search_config_errors():
     with pytest.raises(ConfigError, match="n_best: must be between 1 and beam"): from_dict(SearchConfig, {"beam": 2, "n_best": 3})
     with pytest.raises(ConfigError, match="beam: must be >= 1"): from_dict(SearchConfig, {"beam": 0})
+    with pytest.raises(ConfigError, match="^coverage: must be >= 0"): from_dict(SearchConfig, {"coverage": -1})
+    with pytest.raises(ConfigError, match="^alpha: must be >= 0"): from_dict(SearchConfig, {"alpha": -1})
+
+
+def test_decoding_sees_in_place_weight_updates():
+    "Weights changed through `.data` (weight averaging, EMA) are used by the next decoding, as by a fresh copy."
+    import copy
+    m = tiny_model("attention", tgt_vocab=40)
+    src = collate_src(sources(4))
+    beam_search(m, *src, SearchConfig(beam=3))                           # decode once (a cache would fill here)
+    with torch.no_grad():
+        for p in m.parameters(): p.data.mul_(-1.5)                        # no version bump
+    fresh = copy.deepcopy(m)
+    got, want = beam_search(m, *src, SearchConfig(beam=3)), beam_search(fresh, *src, SearchConfig(beam=3))
+    assert [h[0].tokens for h in got] == [h[0].tokens for h in want]
+    assert [h[0].score for h in got] == [h[0].score for h in want]
 
 
 class TableModel(Seq2Seq):

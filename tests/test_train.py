@@ -6,7 +6,8 @@ import torch
 import yaml
 
 from seq2seq_nb.data import ConfigError
-from seq2seq_nb.train import CheckpointError, Config, Trainer, load_checkpoint, load_config, make_scheduler, TrainConfig
+from seq2seq_nb.train import (CheckpointError, Config, Trainer, load_checkpoint, load_config, lr_factor, make_scheduler, planned_steps,
+                              TrainConfig)
 from conftest import ROOT, quick_overrides, run_cli
 
 
@@ -65,11 +66,69 @@ def test_resume_needs_a_checkpoint(tmp_path):
 
 def test_schedules_warm_up_and_decay():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    s = make_scheduler(opt, TrainConfig(schedule="cosine", warmup_steps=10, min_lr=0.1), total_steps=110)
+    s = make_scheduler(opt, TrainConfig(schedule="cosine", lr=1.0, warmup_steps=10, min_lr=0.1), total_steps=110)
     lrs = []
     for _ in range(110): lrs.append(opt.param_groups[0]["lr"]); opt.step(); s.step()
     assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
     assert all(a <= b + 1e-12 for a, b in zip(lrs[:10], lrs[1:11])) and all(a >= b - 1e-12 for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "inverse_sqrt", "constant"])
+def test_schedules_never_restart_past_their_horizon(schedule):
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = make_scheduler(opt, TrainConfig(schedule=schedule, lr=1.0, warmup_steps=10, min_lr=0.1), total_steps=100)
+    lrs = []
+    for _ in range(1000): lrs.append(opt.param_groups[0]["lr"]); opt.step(); s.step()
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))               # after warmup: never up again
+    at, beyond = lrs[100], lrs[100:]
+    if schedule == "cosine": assert at == pytest.approx(0.1) and all(lr == pytest.approx(0.1) for lr in beyond)
+    if schedule == "inverse_sqrt": assert at == pytest.approx((10 / 101) ** 0.5) and lrs[999] == pytest.approx((10 / 1000) ** 0.5)
+    if schedule == "constant": assert all(lr == 1.0 for lr in lrs[9:])
+
+
+def test_horizon_is_the_planned_length_not_a_stop_limit():
+    assert planned_steps(TrainConfig(max_epochs=3, max_steps=20, max_minutes=1), steps_per_epoch=14) == 42
+    assert planned_steps(TrainConfig(max_epochs=3, decay_steps=100), 14) == 100
+    assert planned_steps(TrainConfig(max_epochs=0, max_steps=20), 14) == 20
+    with pytest.raises(ConfigError, match="decay_steps: a cosine schedule needs the run's planned length"):
+        TrainConfig(max_epochs=0, max_minutes=5)
+    assert planned_steps(TrainConfig(schedule="inverse_sqrt", max_epochs=0, max_minutes=5), 14) == 0   # needs none
+
+
+SMALL = ["data.train_subset=400", "data.valid_subset=20", "data.vocab_size=300", "train.test_beam=0", "train.tensorboard=false"]
+
+
+def _tiny(multi30k_cfg, *extra):
+    c = load_config(ROOT/"configs/tiny.yaml", SMALL + list(extra)); c.data.mirror = multi30k_cfg.mirror
+    return c
+
+
+def test_readme_resume_promise_on_the_shipped_tiny_config(tmp_path, multi30k_cfg):
+    "configs/tiny.yaml as shipped (cosine over 3 epochs): 20 steps, then --resume to 40 == 40 steps in one go, bit for bit."
+    straight = Trainer(_tiny(multi30k_cfg, "train.max_steps=40"), tmp_path/"a", quiet=True); straight.fit()
+    Trainer(_tiny(multi30k_cfg, "train.max_steps=20"), tmp_path/"b", quiet=True).fit()
+    import shutil; shutil.copytree(tmp_path/"b", tmp_path/"longer"); shutil.copytree(tmp_path/"b", tmp_path/"shorter")
+    resumed = Trainer(_tiny(multi30k_cfg, "train.max_steps=40"), tmp_path/"b", resume=True, quiet=True); resumed.fit()
+    assert straight.total_steps == resumed.total_steps == 3 * straight.steps_per_epoch > 40 and resumed.step == 40
+    for k, v in straight.model.state_dict().items(): assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # training pairs longer than max_len are dropped, not clipped
+    assert straight.enc_train.n_dropped > 0 and max(map(len, straight.enc_train.tgt)) < straight.cfg.data.max_len
+
+    # a changed planned length: the schedule is rebuilt from the new config at the restored step
+    spe = straight.steps_per_epoch
+    for name, plan, horizon in (("longer", "train.max_epochs=5", 5 * spe), ("shorter", "train.decay_steps=34", 34)):
+        cfg = _tiny(multi30k_cfg, plan, "train.max_steps=36", "train.log_every=1")
+        tr = Trainer(cfg, tmp_path/name, resume=True, quiet=True); tr.fit()
+        f, lr = lr_factor(cfg.train, horizon), cfg.train.lr
+        lrs = {r["step"]: r["lr"] for r in tr.history if r["kind"] == "train" and r["step"] > 20}
+        assert tr.total_steps == horizon and sorted(lrs) == list(range(21, 37)) and all(v == lr * f(s) for s, v in lrs.items()), lrs
+        if name == "shorter": assert all(lrs[s] == cfg.train.min_lr for s in (34, 35, 36))   # past the new horizon
+
+
+def test_tensorboard_with_a_dev_set_of_two_sentences(tmp_path, multi30k_cfg):
+    tr = Trainer(_tiny(multi30k_cfg, "data.valid_subset=2", "train.tensorboard=true", "train.max_steps=2", "train.max_epochs=0"),
+                 tmp_path/"run", quiet=True)
+    assert tr.fit()["steps"] == 2 and any((tmp_path/"run"/"tensorboard").iterdir())
 
 
 # ---- the command line on bad input: one line on stderr, exit status 2, no traceback ----------------------
@@ -127,3 +186,28 @@ def test_bf16_autocast_trains_and_fp16_needs_cuda(tmp_path, multi30k_cfg):
     assert not tr.scaler.is_enabled()                                  # bf16 needs no loss scaling
     r = run_cli("-m", "seq2seq_nb.train", "--config", "configs/tiny.yaml", "--set", "train.precision=fp16", "--set", "train.device=cpu")
     assert r.returncode == 2 and "train.precision: fp16 needs a CUDA device" in r.stderr.decode()
+
+
+def test_cli_cosine_run_known_only_in_minutes():
+    r = run_cli("-m", "seq2seq_nb.train", "--config", "configs/tiny.yaml", "--set", "train.max_epochs=0", "--set", "train.max_minutes=1")
+    _one_line_error(r, "train.decay_steps: a cosine schedule needs the run's planned length", "train.max_epochs", "train.max_steps")
+
+
+def test_cli_own_files_with_the_multi30k_corpus_is_an_error(tmp_path):
+    (tmp_path/"s.txt").write_text("a\n" * 100); (tmp_path/"t.txt").write_text("A\n" * 99)
+    r = run_cli("-m", "seq2seq_nb.train", "--config", "configs/tiny.yaml", "--run-dir", tmp_path/"run",
+                "--set", f"data.train_src={tmp_path/'s.txt'}", "--set", f"data.train_tgt={tmp_path/'t.txt'}")
+    _one_line_error(r, "data.train_src: is set but data.corpus is multi30k", "data.corpus=files")
+
+
+def test_cli_refuses_a_directory_holding_a_run_unless_overwrite(tmp_path):
+    run = tmp_path/"run"; run.mkdir()
+    (run/"metrics.jsonl").write_text('{"kind": "eval", "step": 999}\n'); (run/"last.pt").write_bytes(b"another run")
+    args = ["-m", "seq2seq_nb.train", "--config", "configs/tiny.yaml", "--run-dir", run,
+            *sum((["--set", o] for o in quick_overrides(**{"train.max_steps": 2})), [])]
+    _one_line_error(run_cli(*args), f"{run} already holds a run (last.pt, metrics.jsonl)", "--resume", "--run-dir", "--overwrite")
+    assert (run/"last.pt").read_bytes() == b"another run"
+    r = run_cli(*args, "--overwrite")
+    assert r.returncode == 0, r.stderr.decode()
+    steps = [json.loads(l)["step"] for l in (run/"metrics.jsonl").read_text().splitlines()]
+    assert 999 not in steps and load_checkpoint(run/"last.pt")["progress"]["step"] == 2

@@ -1,5 +1,5 @@
 """The translate command on real and bad input: one output line per input line, clear errors, no tracebacks."""
-import gzip
+import gzip, os, stat
 
 import pytest
 
@@ -7,15 +7,16 @@ from seq2seq_nb.search import SearchConfig, Translator
 from conftest import run_cli
 
 
-def translate(ckpt, *args, stdin=None):
-    return run_cli("scripts/translate.py", "--ckpt", ckpt, *args, stdin=stdin)
+def translate(ckpt, *args, stdin=None, **kw):
+    return run_cli("scripts/translate.py", "--ckpt", ckpt, *args, stdin=stdin, **kw)
 
 
 def test_one_line_per_input_line_blank_lines_included(tiny_run, tmp_path):
     src = tmp_path/"in.en"
     src.write_text("A man rides a horse.\n\n   \nTwo children are playing.\nA dog.\n", encoding="utf-8")
-    r = translate(tiny_run/"best.pt", "--src", src, "--out", tmp_path/"out.fr")
+    r = translate(tiny_run/"best.pt", "--src", src, "--out", tmp_path/"out.fr", preexec_fn=lambda: os.umask(0o022))
     assert r.returncode == 0, r.stderr.decode()
+    assert stat.S_IMODE((tmp_path/"out.fr").stat().st_mode) == 0o644          # what the umask gives, not mkstemp's 0600
     out = (tmp_path/"out.fr").read_text(encoding="utf-8").split("\n")
     assert len(out) == 6 and out[-1] == "" and out[1] == "" and out[2] == ""
     assert all(out[i].strip() for i in (0, 3, 4))
@@ -51,12 +52,22 @@ def test_invalid_utf8_names_file_and_line(tiny_run, tmp_path):
     assert r.returncode == 2 and "<stdin>:2: invalid UTF-8" in r.stderr.decode()
 
 
-def test_n_best_format(tiny_run):
-    r = translate(tiny_run/"best.pt", "--src", "-", "--beam", 4, "--n-best", 3, stdin=b"A dog runs.\n\nA man sits.\n")
-    lines = r.stdout.decode().splitlines()
-    ids = [int(l.split(" ||| ")[0]) for l in lines]
+def test_n_best_format(tiny_run, tmp_path):
+    "Moses n-best: `id ||| hypothesis ||| features ||| score`, the score = logprob / lp; the file gets the umask's mode."
+    r = translate(tiny_run/"best.pt", "--src", "-", "--beam", 4, "--n-best", 3, "--out", tmp_path/"nbest",
+                  stdin=b"A dog runs.\n\nA man sits.\n", preexec_fn=lambda: os.umask(0o027))
+    assert r.returncode == 0, r.stderr.decode()
+    assert stat.S_IMODE((tmp_path/"nbest").stat().st_mode) == 0o640
+    lines = (tmp_path/"nbest").read_text().splitlines()
+    fields = [l.split(" ||| ") for l in lines]
+    assert all(len(f) == 4 for f in fields), lines
+    ids = [int(f[0]) for f in fields]
     assert ids[:3] == [0, 0, 0] and 1 in ids and ids[-3:] == [2, 2, 2]
-    scores = [float(l.split(" ||| ")[2]) for l in lines if l.startswith("0 |||")]
+    for f in fields:
+        feats = f[2].split()
+        assert feats[0] == "logprob=" and feats[2] == "lp=" and len(feats) == 4, f
+        if f[1]: assert float(f[3]) == pytest.approx(float(feats[1]) / float(feats[3]), rel=1e-4)
+    scores = [float(f[3]) for f in fields if f[0] == "0"]
     assert scores == sorted(scores, reverse=True)
 
 
