@@ -7,7 +7,7 @@ __all__ = ['MULTI30K_LANGS', 'SPLITS', 'MULTI30K_URL', 'MULTI30K_SPLITS', 'MULTI
            'SPECIAL_PIECES', 'default_data_dir', 'DataConfig', 'DataError', 'fetch_multi30k', 'decode_lines',
            'read_lines', 'ParallelCorpus', 'read_parallel', 'read_tsv', 'load_split', 'train_sentencepiece',
            'Tokenizer', 'unk_rate', 'EncodedCorpus', 'encode_corpus', 'plot_lengths', 'TokenBatchSampler', 'Batch',
-           'collate', 'PairDataset', 'make_loader', 'padding_ratio']
+           'collate', 'PairDataset', 'make_loader', 'padding_ratio', 'noise_ids']
 
 # %% ../nbs/00_data.ipynb #27e7c240
 import gzip, hashlib, io, os, random, warnings
@@ -49,12 +49,18 @@ class DataConfig:
     test_tgt: str|None = None
     data_dir: str|None = None       # download cache (default: see `default_data_dir`)
     mirror: str|None = None         # directory or URL with the Multi30k files (default: $SEQ2SEQ_DATA_MIRROR)
-    train_subset: int = 0           # use only the first N training pairs (0 = all)
+    train_skip: int = 0             # skip the first N training pairs (with train_subset: pairs N+1 .. N+subset)
+    train_subset: int = 0           # use only the first N training pairs (after train_skip; 0 = all)
     valid_subset: int = 0           # use only the first N validation pairs (0 = all)
     spm_type: Literal["bpe", "unigram"] = "bpe" # SentencePiece model type
     vocab_size: int = 8000          # subword vocabulary size (per side when not joint)
     joint_vocab: bool = True        # one vocabulary shared by source and target
     character_coverage: float = 1.0 # SentencePiece character coverage
+    byte_fallback: bool = False     # characters outside the vocabulary become UTF-8 byte pieces instead of <unk>
+    denoise: bool = False           # denoising autoencoder data: each side of each training pair, noised -> itself
+    noise_mask: float = 0.1         # denoise: probability that a token becomes <unk>
+    noise_delete: float = 0.1       # denoise: probability that a token is deleted
+    noise_shuffle: int = 3          # denoise: local shuffle, no token moves more than this many positions
     max_len: int = 50               # longest training sentence in subwords (incl. <eos>); longer pairs are dropped
     max_tokens: int = 4000          # batch budget in padded tokens (0 = use max_sentences only)
     max_sentences: int = 0          # at most this many sentences per batch (0 = no limit)
@@ -78,7 +84,10 @@ class DataConfig:
         check(self.max_tokens > 0 or self.max_sentences > 0, "max_tokens", "set max_tokens or max_sentences (both are 0)")
         check(self.max_tokens == 0 or self.max_tokens > self.max_len, "max_tokens",
               f"{self.max_tokens} is too small for sentences of max_len={self.max_len}; it must exceed max_len")
-        for k in ("train_subset", "valid_subset", "num_workers"): check(getattr(self, k) >= 0, k, "must be >= 0")
+        for k in ("train_skip", "train_subset", "valid_subset", "num_workers", "noise_shuffle"): check(getattr(self, k) >= 0, k, "must be >= 0")
+        for k in ("noise_mask", "noise_delete"): check(0 <= getattr(self, k) < 1, k, f"must be in [0, 1), got {getattr(self, k)}")
+        check(not self.denoise or self.joint_vocab, "denoise", "needs joint_vocab: true (the decoder writes both languages)")
+        check(not self.byte_fallback or self.vocab_size > 260, "vocab_size", "byte_fallback needs more than 256 byte pieces + 4 specials")
 
 # %% ../nbs/00_data.ipynb #1303a5d9
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
@@ -199,8 +208,12 @@ def load_split(cfg:DataConfig, split:str) -> ParallelCorpus:
         src, tgt = getattr(cfg, f"{split}_src"), getattr(cfg, f"{split}_tgt")
         if src is None: raise ConfigError(f"not set: no {split} data for corpus=files", f"data.{split}_src")
         corpus = read_parallel(src, tgt) if tgt is not None else read_tsv(src)
+    if split == "train" and cfg.train_skip:
+        corpus = ParallelCorpus(corpus.src[cfg.train_skip:], corpus.tgt[cfg.train_skip:], corpus.name)
     n = {"train": cfg.train_subset, "valid": cfg.valid_subset}.get(split, 0)
     if n: corpus = corpus.head(n)
+    if split == "train" and cfg.denoise:                                  # monolingual: every sentence of both sides -> itself
+        corpus = ParallelCorpus(corpus.src + corpus.tgt, corpus.src + corpus.tgt, corpus.name)
     if len(corpus) == 0: raise DataError(f"{corpus.name}: no non-empty sentence pairs in the {split} split")
     corpus.name = f"{split}:{corpus.name}"
     return corpus
@@ -210,7 +223,7 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIAL_PIECES = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 def train_sentencepiece(lines:Sequence[str], vocab_size:int, model_type:str="bpe",
-                        character_coverage:float=1.0) -> bytes:
+                        character_coverage:float=1.0, byte_fallback:bool=False) -> bytes:
     "Train a SentencePiece model on `lines` and return its serialized proto."
     model = io.BytesIO()
     try:
@@ -219,7 +232,7 @@ def train_sentencepiece(lines:Sequence[str], vocab_size:int, model_type:str="bpe
             character_coverage=character_coverage, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             pad_piece="<pad>", unk_piece="<unk>", bos_piece="<bos>", eos_piece="<eos>",
             hard_vocab_limit=model_type != "unigram", num_threads=1, minloglevel=2,
-            input_sentence_size=2_000_000, shuffle_input_sentence=True)
+            input_sentence_size=2_000_000, shuffle_input_sentence=True, byte_fallback=byte_fallback)
     except RuntimeError as e:
         raise ConfigError(f"SentencePiece could not train a {model_type} model of {vocab_size} pieces "
                           f"on {len(lines)} sentences: {e}", "data.vocab_size") from None
@@ -238,7 +251,7 @@ class Tokenizer:
     @classmethod
     def train(cls, corpus:ParallelCorpus, cfg:DataConfig) -> "Tokenizer":
         "Learn the subword model(s) described by `cfg` from a training corpus."
-        fit = lambda lines: train_sentencepiece(lines, cfg.vocab_size, cfg.spm_type, cfg.character_coverage)
+        fit = lambda lines: train_sentencepiece(lines, cfg.vocab_size, cfg.spm_type, cfg.character_coverage, cfg.byte_fallback)
         if cfg.joint_vocab: return cls(fit(corpus.src + corpus.tgt))
         return cls(fit(corpus.src), fit(corpus.tgt))
 
@@ -401,10 +414,16 @@ def collate(items:list[tuple[int, list[int], list[int]]]) -> Batch:
 
 # %% ../nbs/00_data.ipynb #9a4f5b67
 class PairDataset(Dataset):
-    "An `EncodedCorpus` as a torch `Dataset` of `(index, src_ids, tgt_ids)`."
-    def __init__(self, enc:EncodedCorpus): self.enc = enc
+    "An `EncodedCorpus` as a torch `Dataset` of `(index, src_ids, tgt_ids)`; with `noise`, the source is noised anew each epoch."
+    def __init__(self, enc:EncodedCorpus, noise:dict|None=None, seed:int=0, sampler=None):
+        self.enc, self.noise, self.seed, self.sampler = enc, noise, seed, sampler
     def __len__(self): return len(self.enc)
-    def __getitem__(self, i): return i, self.enc.src[i], self.enc.tgt[i]
+    def __getitem__(self, i):
+        src = self.enc.src[i]
+        if self.noise:                                                   # seeded by (seed, epoch, i): resumable
+            rng = random.Random((self.seed * 1_000_003 + self.sampler.epoch) * 10_000_019 + i)
+            src = noise_ids(src[:-1], rng, **self.noise) + [EOS]
+        return i, src, self.enc.tgt[i]
 
 def make_loader(enc:EncodedCorpus, cfg:DataConfig, shuffle:bool=True, seed:int=0, rank:int=0,
                 world_size:int=1, max_tokens:int|None=None) -> DataLoader:
@@ -413,7 +432,8 @@ def make_loader(enc:EncodedCorpus, cfg:DataConfig, shuffle:bool=True, seed:int=0
                                 cfg.max_tokens if max_tokens is None else max_tokens, cfg.max_sentences,
                                 shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     # its own generator: creating an iterator must not draw from the global RNG (exact resume, 03)
-    return DataLoader(PairDataset(enc), batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+    noise = dict(mask=cfg.noise_mask, delete=cfg.noise_delete, shuffle=cfg.noise_shuffle) if cfg.denoise else None
+    return DataLoader(PairDataset(enc, noise, seed, sampler), batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
                       generator=torch.Generator().manual_seed(seed))
 
 def padding_ratio(loader:DataLoader) -> dict:
@@ -424,3 +444,13 @@ def padding_ratio(loader:DataLoader) -> dict:
         for side, lens in (("src", [len(enc.src[i]) for i in b]), ("tgt", [len(enc.tgt[i]) + 1 for i in b])):
             pads[side][0] += len(lens) * max(lens) - sum(lens); pads[side][1] += len(lens) * max(lens)
     return {k: p / n for k, (p, n) in pads.items()}
+
+# %% ../nbs/00_data.ipynb #1fa399a6
+def noise_ids(ids:Sequence[int], rng:random.Random, mask:float=0.1, delete:float=0.1, shuffle:int=3) -> list[int]:
+    "Delete, mask (as `<unk>`) and locally shuffle `ids` (no token moves more than `shuffle` positions)."
+    out = [t for t in ids if rng.random() >= delete] or list(ids[:1])    # never empty
+    out = [UNK if rng.random() < mask else t for t in out]
+    if shuffle:
+        keys = [i + rng.uniform(0, shuffle + 1) for i in range(len(out))]
+        out = [t for _, t in sorted(zip(keys, out), key=lambda p: p[0])]
+    return out
