@@ -194,7 +194,7 @@ def load_hyps(results_dir, name:str) -> dict:
 
 # %% ../nbs/08_experiments.ipynb #ca32caef
 def results_table(results:dict, base:str="base", variant:str="beam5", results_dir=None):
-    "One line per row: parameters, dev/test BLEU (cased detok. and the literature's), chrF, p against `base`, <unk>, minutes, tokens/s."
+    "One line per row: parameters, dev/test BLEU (cased detok. and the literature's), chrF, Δ and p against `base`, <unk>, minutes, tokens/s."
     import pandas as pd
     refs = load_split(load_config(_config_path(results[base]["config"])).data, "test").tgt if base in results and results_dir else None
     lines = []
@@ -206,8 +206,9 @@ def results_table(results:dict, base:str="base", variant:str="beam5", results_di
             if len(b) == len(h): p = paired_bootstrap(b, h, refs[:len(h)])["p_value"]
         avg = next((v["bleu"] for k, v in r["scores"].items() if k.startswith("avg") and k.endswith("/test")), None)
         cov = r["scores"].get("beam5_cov/test", {}).get("bleu")
+        d_base = test["bleu"] - results[base]["scores"][f"{variant}/test"]["bleu"] if base in results else None
         lines.append({"row": name, "params (M)": r["params"] / 1e6, "dev BLEU": dev["bleu"], "test BLEU": test["bleu"],
-                      "test chrF": test["chrf"], "test BLEU (lc, tok)": test["lit_bleu"], "p vs base": p,
+                      "test chrF": test["chrf"], "test BLEU (lc, tok)": test["lit_bleu"], "Δ vs base": d_base, "p vs base": p,
                       "+ coverage penalty": cov, "avg last ckpts": avg, "<unk> %": 100 * test["unk_rate"],
                       "minutes": r["train_minutes"], "tokens/s": r["tokens_per_s"]})
     return pd.DataFrame(lines).set_index("row").round(2)

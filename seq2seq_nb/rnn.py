@@ -28,22 +28,25 @@ class ResidualEncoder(Encoder):
         self.upper = nn.ModuleList(rnn(2 * hidden, hidden, batch_first=True, bidirectional=True) for _ in range(layers - 1))
 
     def forward(self, src, src_lengths):
-        "`src` (B, S) and its lengths (B,) -> `enc_out` (B, S, 2·H_enc) of the top layer and its `summary` (B, 2·H_enc)."
+        "`src` (B, S) and its lengths (B,) -> `enc_out` (B, S, 2·H_enc) of the top of the residual stack and its `summary` (B, 2·H_enc)."
         x = self.drop_emb(self.emb(src))                                           # (B, S, E)
         packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.rnn(packed)                                                # the bottom layer: no residual (its input is the embedding)
         for rnn in self.upper:                                                     # x^{l+1} = RNN_l(drop(x^l)) + x^l
             new, h_n = rnn(out._replace(data=self.drop_rnn(out.data)))             # packed data: (real tokens, 2·H_enc)
             out = new._replace(data=new.data + out.data)                           # same packing, so add the flat data
-        if isinstance(h_n, tuple): h_n = h_n[0]                                    # LSTM: (h, c)
         enc_out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])   # (B, S, 2·H_enc)
-        return self.drop_rnn(enc_out), torch.cat([h_n[-2], h_n[-1]], -1)          # summary: top layer's last fwd ⊕ first bwd
+        H, last = enc_out.shape[-1] // 2, (src_lengths.to(src.device) - 1).clamp_min(0)
+        fwd = enc_out[torch.arange(len(last), device=src.device), last, :H]        # forward state at the last real token
+        return self.drop_rnn(enc_out), torch.cat([fwd, enc_out[:, 0, H:]], -1)   # summary: last fwd ⊕ first bwd, residuals included
 
 # %% ../nbs/06_beyond_bahdanau.ipynb #4b74b4e5
 class Attention(nn.Module):
     "Bahdanau's additive score or Luong's `general` / `dot` score, optionally with a coverage term; masked softmax; context."
     def __init__(self, query_dim:int, key_dim:int, attn_dim:int, score:str="additive", coverage:bool=False, dropout:float=0.):
         super().__init__()
+        if dropout and score != "additive":
+            raise ConfigError(f"applies only inside the additive score's MLP; attn_score {score} has none (set it to 0)", "model.dropout_attn")
         self.score = score
         if score == "additive": self.additive = BahdanauAttention(query_dim, key_dim, attn_dim, dropout)  # 02's module
         if score == "general": self.W_a = nn.Linear(key_dim, query_dim, bias=False)

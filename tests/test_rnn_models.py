@@ -217,3 +217,24 @@ def test_cli_trains_every_option_together_and_translates(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode().split("\n")
     assert len(out) == 4 and out[1] == "" and out[0].strip() and out[2].strip()
+
+
+def test_dropout_attn_is_refused_where_there_is_no_attention_mlp():
+    from seq2seq_nb.core import ConfigError
+    with pytest.raises(ConfigError, match="model.dropout_attn: applies only inside the additive score's MLP"):
+        build_model(ModelConfig(attn_score="general", dropout_attn=0.1), 30, 30)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_residual_encoder_summary_includes_the_residual_path(cell):
+    "With the upper layers' weights at zero, a 3-layer residual encoder gives the 1-layer encoder's states and summary."
+    from seq2seq_nb.rnn import ResidualEncoder
+    from seq2seq_nb.data import set_seed
+    src = torch.tensor([[5, 6, 7, 8, 9, 3], [5, 6, 3, 0, 0, 0], [7, 3, 0, 0, 0, 0]])
+    lengths = (src != 0).sum(1)
+    set_seed(0); one = ResidualEncoder(20, 4, 5, 1, cell).eval()
+    three = ResidualEncoder(20, 4, 5, 3, cell).eval(); three.load_state_dict(one.state_dict(), strict=False)
+    with torch.no_grad():
+        for p in three.upper.parameters(): p.zero_()
+        (o1, s1), (o3, s3) = one(src, lengths), three(src, lengths)
+    torch.testing.assert_close(o3, o1); torch.testing.assert_close(s3, s1)
