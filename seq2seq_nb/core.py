@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'PLUGINS', 'SEARCHES', 'ConfigError', 'check', 'from_dict', 'to_dict', 'apply_overrides',
-           'from_yaml', 'set_seed', 'set_deterministic', 'git_hash', 'atomic_write', 'project_root',
+           'from_yaml', 'set_seed', 'set_deterministic', 'git_hash', 'atomic_write', 'project_root', 'bf16_is_faster',
            'keep_freed_memory', 'setup_runtime', 'autocast', 'CheckpointError', 'save_checkpoint', 'load_checkpoint',
            'rng_state', 'set_rng_state', 'dist_info', 'dist_device', 'broadcast', 'all_reduce', 'load_plugins',
            'register_search', 'get_search']
 
 # %% ../nbs/99_core.ipynb #df229ecd
-import contextlib, dataclasses, difflib, importlib, os, random, subprocess, tempfile, types, typing, warnings
+import contextlib, dataclasses, difflib, importlib, os, random, subprocess, tempfile, time, types, typing, warnings
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -204,6 +204,23 @@ def project_root(start=None) -> Path|None:
         if ini.is_file() and "lib_name = seq2seq_nb" in ini.read_text(encoding="utf-8", errors="replace"): return d
     return None
 
+# %% ../nbs/99_core.ipynb #dda67b00
+def bf16_is_faster(device:torch.device, n:int=512, reps:int=5) -> bool:
+    "True where a bf16 matrix product beats fp32 here: a CUDA device with bf16 support, or a CPU whose probe says so."
+    if device.type == "cuda": bf16_is_faster.last = "CUDA"; return torch.cuda.is_bf16_supported()
+    if "cpu" not in _BF16_PROBE:
+        a = torch.randn(n, n)
+        def rate(x):
+            x @ x; t0 = time.perf_counter()
+            for _ in range(reps): x @ x
+            return reps * 2 * n ** 3 / (time.perf_counter() - t0) / 1e9
+        _BF16_PROBE["cpu"] = (rate(a), rate(a.bfloat16()))
+    fp32, bf16 = _BF16_PROBE["cpu"]
+    bf16_is_faster.last = f"{n}² matmul: bf16 {bf16:.0f} vs fp32 {fp32:.0f} GFLOP/s"
+    return bf16 > 1.2 * fp32
+
+_BF16_PROBE = {}
+
 # %% ../nbs/99_core.ipynb #0e464b4e
 def keep_freed_memory():
     "Ask glibc to reuse freed memory instead of returning it to the OS (no page faults on every large tensor)."
@@ -215,7 +232,7 @@ def keep_freed_memory():
     return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2**30))
 
 def setup_runtime(cfg) -> torch.device:
-    "Apply a `TrainConfig` (`03`): seed, threads, determinism, allocator; returns the device (and validates precision against it)."
+    "Apply a `TrainConfig` (`03`): seed, threads, determinism, allocator; returns the device and resolves `precision: auto`."
     if cfg.threads: torch.set_num_threads(cfg.threads)
     keep_freed_memory()
     set_seed(cfg.seed)
@@ -225,9 +242,10 @@ def setup_runtime(cfg) -> torch.device:
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device)
     if cfg.precision == "fp16" and device.type != "cuda":
         raise ConfigError("fp16 needs a CUDA device (loss scaling); use bf16 or fp32 on the CPU", "train.precision")
-    if cfg.precision == "bf16" and device.type == "cpu" and torch.backends.cpu.get_cpu_capability() not in ("AVX512_BF16", "AMX"):
-        warnings.warn(f"bf16 on a CPU with {torch.backends.cpu.get_cpu_capability()} only (no bf16 instructions) is emulated "
-                      "and much slower than fp32; see the benchmark in the README")
+    if cfg.precision == "auto": cfg.precision = "bf16" if bf16_is_faster(device) else "fp32"   # recorded in config.yaml
+    elif cfg.precision == "bf16" and not bf16_is_faster(device):
+        warnings.warn(f"bf16 runs slower than fp32 on this {device.type} (no fast bf16 matrix products: "
+                      f"{bf16_is_faster.last}); see the benchmark in the README")
     return device
 
 def autocast(device:torch.device, precision:str):
