@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['EVAL_MAX_LEN', 'TrainConfig', 'Config', 'load_config', 'InverseSqrt', 'planned_steps', 'lr_factor', 'make_scheduler',
            'LinearCrossEntropy', 'fused_loss', 'corpus_scores', 'collate_src', 'strip_special', 'greedy_search',
-           'decode_corpus', 'sample_decode', 'attention_entropy', 'evaluate', 'NonFiniteLoss', 'Trainer', 'train_step',
-           'evaluate_and_checkpoint', 'search_fn', 'fit', 'finish', 'main']
+           'decode_corpus', 'sample_decode', 'attention_entropy', 'evaluate', 'NonFiniteLoss', 'Trainer', 'main']
 
 # %% ../nbs/03_train_at_scale.ipynb #75d36d22
 import argparse, contextlib, json, math, os, random, resource, signal, sys, time, warnings
@@ -19,6 +18,7 @@ import sacrebleu
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from fastcore.basics import patch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -251,11 +251,10 @@ def evaluate(model:Seq2Seq, tok:Tokenizer, enc:EncodedCorpus, refs:list[str], de
     m["hyps"] = hyps
     return m
 
-# %% ../nbs/03_train_at_scale.ipynb #703b9245
+# %% ../nbs/03_train_at_scale.ipynb #7364fc93
 class NonFiniteLoss(RuntimeError):
     "Training produced a NaN or infinite loss."
 
-# %% ../nbs/03_train_at_scale.ipynb #64092acd
 class Trainer:
     "Trains a `Config` into `run_dir`: data, model, optimisation, evaluation, checkpoints, logs."
     def __init__(self, cfg:Config, run_dir, resume:bool=False, callbacks:list[Callable]=(), quiet:bool=False,
@@ -277,150 +276,160 @@ class Trainer:
         self.writer = self._tensorboard() if self.main else None
         if self.main: self._write_run_files()
 
-    # -- setup -------------------------------------------------------------------------------------
     def log(self, msg:str):
         if self.main and not self.quiet: print(msg, flush=True)
 
     RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "results.json")
-
-    def _check_fresh(self, overwrite:bool):
-        "A new run must not append to another run's metrics or later resume from its `last.pt`."
-        held = [n for n in self.RUN_FILES if (self.run_dir/n).exists()]
-        if held and not overwrite:
-            raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(held)}): continue it with --resume, "
-                              f"or choose another --run-dir (--overwrite replaces it)")
-        if held and self.main:
-            import shutil
-            for n in held: (self.run_dir/n).unlink()
-            shutil.rmtree(self.run_dir/"tensorboard", ignore_errors=True)
-
-    def _resume_checkpoint(self):
-        p = self.run_dir/"last.pt"
-        if not p.exists():
-            raise CheckpointError(f"{p}: nothing to resume (no last.pt in {self.run_dir}); start without --resume")
-        return load_checkpoint(p)
-
     LOCAL_KEYS = {"data_dir", "mirror", "num_workers"}   # where the data lives may change between machines
 
-    def _check_resumable(self, ckpt):
-        "Resuming with a different data or model section would silently train something else: refuse."
-        saved, now = ckpt["config"], to_dict(self.cfg)
-        for section in ("data", "model"):
-            diff = [k for k in saved[section] if k not in self.LOCAL_KEYS and saved[section][k] != now[section].get(k)]
-            if diff: raise ConfigError(f"differs from the checkpoint's ({', '.join(diff)}); resume with the same config", section)
+# %% ../nbs/03_train_at_scale.ipynb #0c32eba7
+@patch
+def _check_fresh(self:Trainer, overwrite:bool):
+    "A new run must not append to another run's metrics or later resume from its `last.pt`."
+    held = [n for n in self.RUN_FILES if (self.run_dir/n).exists()]
+    if held and not overwrite:
+        raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(held)}): continue it with --resume, "
+                          f"or choose another --run-dir (--overwrite replaces it)")
+    if held and self.main:
+        import shutil
+        for n in held: (self.run_dir/n).unlink()
+        shutil.rmtree(self.run_dir/"tensorboard", ignore_errors=True)
 
-    def _setup_data(self, tok:Tokenizer|None):
-        d = self.cfg.data
-        train, valid = load_split(d, "train"), load_split(d, "valid")
-        if tok is None:                                                   # rank 0 learns the subwords, the others receive them
-            tok = Tokenizer.from_state_dict(broadcast(Tokenizer.train(train, d).state_dict() if self.main else None))
-        self.tok, self.valid_refs = tok, valid.tgt
-        self.enc_train = encode_corpus(tok, train, d.max_len, long="drop")   # a clipped target would end mid-sentence
-        self.enc_valid = encode_corpus(tok, valid, EVAL_MAX_LEN)
-        if not len(self.enc_train):
-            raise DataError(f"all {len(train)} training pairs are longer than data.max_len={d.max_len} tokens")
-        self.loader = make_loader(self.enc_train, d, shuffle=True, seed=self.cfg.train.seed, rank=self.rank, world_size=self.world)
-        self.sampler = self.loader.batch_sampler
-        if not self.sampler.batches(0):    # every rank gets the same number of batches: all of them see this
-            n = len(TokenBatchSampler([len(s) for s in self.enc_train.src], [len(t) for t in self.enc_train.tgt], d.max_tokens,
-                                      d.max_sentences).batches(0))
-            raise DataError(f"{len(self.enc_train)} training pairs make {n} batch(es) of data.max_tokens={d.max_tokens}, "
-                            f"fewer than the {self.world} processes: each needs at least one; use more data or fewer processes")
-        self.steps_per_epoch = math.ceil(len(self.sampler.batches(0)) / self.cfg.train.accum_steps)
-        self.log(f"data: {len(train):,} training pairs ({train.n_empty} empty skipped, {self.enc_train.n_dropped} longer than "
-                 f"{d.max_len} tokens dropped), {len(valid):,} dev pairs; vocab {tok.src_vocab_size}/{tok.tgt_vocab_size}; "
-                 f"{self.steps_per_epoch} steps/epoch; padding {padding_ratio(self.loader)['tgt']:.1%} (target)")
+@patch
+def _resume_checkpoint(self:Trainer):
+    p = self.run_dir/"last.pt"
+    if not p.exists():
+        raise CheckpointError(f"{p}: nothing to resume (no last.pt in {self.run_dir}); start without --resume")
+    return load_checkpoint(p)
 
-    def _setup_model(self):
-        t = self.cfg.train
-        self.model = build_model(self.cfg.model, self.tok.src_vocab_size, self.tok.tgt_vocab_size).to(self.device)
-        self.ddp = DistributedDataParallel(self.model) if self.world > 1 else None
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
-        self.total_steps = planned_steps(t, self.steps_per_epoch)            # never a stop limit (max_minutes, a signal)
-        self.sched = make_scheduler(self.opt, t, self.total_steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        self.log(f"model: {self.cfg.model.arch}, {sum(p.numel() for p in self.model.parameters()):,} parameters; "
-                 f"{self.device}, {t.precision}, {torch.get_num_threads()} threads, {self.world} process(es)")
+@patch
+def _check_resumable(self:Trainer, ckpt):
+    "Resuming with a different data or model section would silently train something else: refuse."
+    saved, now = ckpt["config"], to_dict(self.cfg)
+    for section in ("data", "model"):
+        diff = [k for k in saved[section] if k not in self.LOCAL_KEYS and saved[section][k] != now[section].get(k)]
+        if diff: raise ConfigError(f"differs from the checkpoint's ({', '.join(diff)}); resume with the same config", section)
 
-    def _tensorboard(self):
-        if not self.cfg.train.tensorboard: return None
-        from torch.utils.tensorboard import SummaryWriter
-        return SummaryWriter(str(self.run_dir/"tensorboard"))
+# %% ../nbs/03_train_at_scale.ipynb #508cc46b
+@patch
+def _setup_data(self:Trainer, tok:Tokenizer|None):
+    d = self.cfg.data
+    train, valid = load_split(d, "train"), load_split(d, "valid")
+    if tok is None:                                                   # rank 0 learns the subwords, the others receive them
+        tok = Tokenizer.from_state_dict(broadcast(Tokenizer.train(train, d).state_dict() if self.main else None))
+    self.tok, self.valid_refs = tok, valid.tgt
+    self.enc_train = encode_corpus(tok, train, d.max_len, long="drop")   # a clipped target would end mid-sentence
+    self.enc_valid = encode_corpus(tok, valid, EVAL_MAX_LEN)
+    if not len(self.enc_train):
+        raise DataError(f"all {len(train)} training pairs are longer than data.max_len={d.max_len} tokens")
+    self.loader = make_loader(self.enc_train, d, shuffle=True, seed=self.cfg.train.seed, rank=self.rank, world_size=self.world)
+    self.sampler = self.loader.batch_sampler
+    if not self.sampler.batches(0):    # every rank gets the same number of batches: all of them see this
+        n = len(TokenBatchSampler([len(s) for s in self.enc_train.src], [len(t) for t in self.enc_train.tgt], d.max_tokens,
+                                  d.max_sentences).batches(0))
+        raise DataError(f"{len(self.enc_train)} training pairs make {n} batch(es) of data.max_tokens={d.max_tokens}, "
+                        f"fewer than the {self.world} processes: each needs at least one; use more data or fewer processes")
+    self.steps_per_epoch = math.ceil(len(self.sampler.batches(0)) / self.cfg.train.accum_steps)
+    self.log(f"data: {len(train):,} training pairs ({train.n_empty} empty skipped, {self.enc_train.n_dropped} longer than "
+             f"{d.max_len} tokens dropped), {len(valid):,} dev pairs; vocab {tok.src_vocab_size}/{tok.tgt_vocab_size}; "
+             f"{self.steps_per_epoch} steps/epoch; padding {padding_ratio(self.loader)['tgt']:.1%} (target)")
 
-    def _write_run_files(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.run_dir.glob(".*.tmp"): stale.unlink()              # left by a process killed mid-write
-        import yaml
-        with atomic_write(self.run_dir/"config.yaml", "w") as f: yaml.safe_dump(to_dict(self.cfg), f, sort_keys=False)
-        with atomic_write(self.run_dir/"git_hash.txt", "w") as f: f.write(self.git + "\n")
-        self.tok.save(self.run_dir)
+# %% ../nbs/03_train_at_scale.ipynb #3894ce13
+@patch
+def _setup_model(self:Trainer):
+    t = self.cfg.train
+    self.model = build_model(self.cfg.model, self.tok.src_vocab_size, self.tok.tgt_vocab_size).to(self.device)
+    self.ddp = DistributedDataParallel(self.model) if self.world > 1 else None
+    self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+    self.total_steps = planned_steps(t, self.steps_per_epoch)            # never a stop limit (max_minutes, a signal)
+    self.sched = make_scheduler(self.opt, t, self.total_steps)
+    self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+    self.log(f"model: {self.cfg.model.arch}, {sum(p.numel() for p in self.model.parameters()):,} parameters; "
+             f"{self.device}, {t.precision}, {torch.get_num_threads()} threads, {self.world} process(es)")
 
-    # -- state -------------------------------------------------------------------------------------
-    def checkpoint(self, rng_ranks:list|None=None) -> dict:
-        "Everything needed to translate with this model and to resume this run exactly (`rng_ranks`: every rank's RNG state)."
-        rng_ranks = rng_ranks or [rng_state()]
-        return {"config": to_dict(self.cfg), "model": self.model.state_dict(), "tokenizer": self.tok.state_dict(),
-                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-                "rng": rng_ranks[0], "rng_ranks": rng_ranks, "git": self.git,
-                "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                             "best_bleu": self.best_bleu, "best_step": self.best_step, "bad_evals": self.bad_evals,
-                             "last_eval_step": self.last_eval_step, "horizon": self.total_steps,
-                             "train_time": self.train_time, "peak_rss_mb": self.peak_rss_mb()}}
+@patch
+def _tensorboard(self:Trainer):
+    if not self.cfg.train.tensorboard: return None
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(str(self.run_dir/"tensorboard"))
 
-    def gather_rng(self) -> list:
-        "Every rank's RNG state, in rank order (a collective: all ranks call it)."
-        return [broadcast(rng_state() if r == self.rank else None, src=r) for r in range(self.world)]   # world 1: [mine]
+@patch
+def _write_run_files(self:Trainer):
+    self.run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in self.run_dir.glob(".*.tmp"): stale.unlink()              # left by a process killed mid-write
+    import yaml
+    with atomic_write(self.run_dir/"config.yaml", "w") as f: yaml.safe_dump(to_dict(self.cfg), f, sort_keys=False)
+    with atomic_write(self.run_dir/"git_hash.txt", "w") as f: f.write(self.git + "\n")
+    self.tok.save(self.run_dir)
 
-    def peak_rss_mb(self) -> float:
-        "Peak resident memory of this run so far, across resumes (MB)."
-        return max(getattr(self, "_peak_before", 0.), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# %% ../nbs/03_train_at_scale.ipynb #9854583c
+@patch
+def checkpoint(self:Trainer, rng_ranks:list|None=None) -> dict:
+    "Everything needed to translate with this model and to resume this run exactly (`rng_ranks`: every rank's RNG state)."
+    rng_ranks = rng_ranks or [rng_state()]
+    return {"config": to_dict(self.cfg), "model": self.model.state_dict(), "tokenizer": self.tok.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": rng_ranks[0], "rng_ranks": rng_ranks, "git": self.git,
+            "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                         "best_bleu": self.best_bleu, "best_step": self.best_step, "bad_evals": self.bad_evals,
+                         "last_eval_step": self.last_eval_step, "horizon": self.total_steps,
+                         "train_time": self.train_time, "peak_rss_mb": self.peak_rss_mb()}}
 
-    def _restore(self, ckpt):
-        t = self.cfg.train
-        self.model.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        p = ckpt["progress"]
-        self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
-        self.best_bleu, self.best_step, self.bad_evals, self.train_time = p["best_bleu"], p["best_step"], p["bad_evals"], p["train_time"]
-        self._peak_before = p.get("peak_rss_mb", 0.)
-        # the schedule comes from this config at the restored step: a changed planned length or peak rate is honoured
-        self.sched = make_scheduler(self.opt, t, self.total_steps, step=self.step)
-        old_lr, old_horizon = ckpt["config"]["train"]["lr"], p.get("horizon", self.total_steps)
-        if (old_lr, old_horizon) != (t.lr, self.total_steps):
-            self.log(f"schedule: peak lr {old_lr:g} -> {t.lr:g}, horizon {old_horizon} -> {self.total_steps} steps; "
-                     f"continuing this config's {t.schedule} schedule at step {self.step}")
-        rngs = ckpt.get("rng_ranks") or [ckpt["rng"]]
-        if len(rngs) != self.world:
-            warnings.warn(f"the checkpoint holds the random state of {len(rngs)} process(es), this run has {self.world}: "
-                          "dropout will not repeat the interrupted run")
-        set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])   # each rank its own
-        mpath = self.run_dir/"metrics.jsonl"   # drop records written after this checkpoint (a crash between saves)
-        if mpath.exists():
-            self.history = [r for r in map(json.loads, filter(str.strip, mpath.read_text().splitlines())) if r["step"] <= self.step]
-            if self.main:
-                with atomic_write(mpath, "w") as f: f.writelines(json.dumps(r) + "\n" for r in self.history)
-        self.last_eval_step = p.get("last_eval_step", max((r["step"] for r in self.history if r["kind"] == "eval"), default=-1))
-        self.log(f"resumed from {self.run_dir/'last.pt'} at step {self.step} (epoch {self.epoch}, batch {self.batch_in_epoch})")
+@patch
+def gather_rng(self:Trainer) -> list:
+    "Every rank's RNG state, in rank order (a collective: all ranks call it)."
+    return [broadcast(rng_state() if r == self.rank else None, src=r) for r in range(self.world)]   # world 1: [mine]
 
-    def save(self, name:str, rng_ranks:list|None=None):
-        "Write a checkpoint (rank 0); every rank must call it: it gathers their RNG states."
-        rng_ranks = rng_ranks or self.gather_rng()
-        if self.main: save_checkpoint(self.run_dir/name, self.checkpoint(rng_ranks))
-        if name == "last.pt": self.saved_step = self.step
+@patch
+def peak_rss_mb(self:Trainer) -> float:
+    "Peak resident memory of this run so far, across resumes (MB)."
+    return max(getattr(self, "_peak_before", 0.), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    def _record(self, rec:dict):
-        self.history.append(rec)
+@patch
+def save(self:Trainer, name:str, rng_ranks:list|None=None):
+    "Write a checkpoint (rank 0); every rank must call it: it gathers their RNG states."
+    rng_ranks = rng_ranks or self.gather_rng()
+    if self.main: save_checkpoint(self.run_dir/name, self.checkpoint(rng_ranks))
+    if name == "last.pt": self.saved_step = self.step
+
+@patch
+def _record(self:Trainer, rec:dict):
+    self.history.append(rec)
+    if self.main:
+        with open(self.run_dir/"metrics.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
+
+# %% ../nbs/03_train_at_scale.ipynb #433f91ae
+@patch
+def _restore(self:Trainer, ckpt):
+    t = self.cfg.train
+    self.model.load_state_dict(ckpt["model"])
+    self.opt.load_state_dict(ckpt["optimizer"])
+    self.scaler.load_state_dict(ckpt["scaler"])
+    p = ckpt["progress"]
+    self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
+    self.best_bleu, self.best_step, self.bad_evals, self.train_time = p["best_bleu"], p["best_step"], p["bad_evals"], p["train_time"]
+    self._peak_before = p.get("peak_rss_mb", 0.)
+    # the schedule comes from this config at the restored step: a changed planned length or peak rate is honoured
+    self.sched = make_scheduler(self.opt, t, self.total_steps, step=self.step)
+    old_lr, old_horizon = ckpt["config"]["train"]["lr"], p.get("horizon", self.total_steps)
+    if (old_lr, old_horizon) != (t.lr, self.total_steps):
+        self.log(f"schedule: peak lr {old_lr:g} -> {t.lr:g}, horizon {old_horizon} -> {self.total_steps} steps; "
+                 f"continuing this config's {t.schedule} schedule at step {self.step}")
+    rngs = ckpt.get("rng_ranks") or [ckpt["rng"]]
+    if len(rngs) != self.world:
+        warnings.warn(f"the checkpoint holds the random state of {len(rngs)} process(es), this run has {self.world}: "
+                      "dropout will not repeat the interrupted run")
+    set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])   # each rank its own
+    mpath = self.run_dir/"metrics.jsonl"   # drop records written after this checkpoint (a crash between saves)
+    if mpath.exists():
+        self.history = [r for r in map(json.loads, filter(str.strip, mpath.read_text().splitlines())) if r["step"] <= self.step]
         if self.main:
-            with open(self.run_dir/"metrics.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
+            with atomic_write(mpath, "w") as f: f.writelines(json.dumps(r) + "\n" for r in self.history)
+    self.last_eval_step = p.get("last_eval_step", max((r["step"] for r in self.history if r["kind"] == "eval"), default=-1))
+    self.log(f"resumed from {self.run_dir/'last.pt'} at step {self.step} (epoch {self.epoch}, batch {self.batch_in_epoch})")
 
-# %% ../nbs/03_train_at_scale.ipynb #164e8c97
-def _add_to(cls):
-    "Decorator: attach the decorated function to `cls` as a method."
-    def deco(f): setattr(cls, f.__name__, f); return f
-    return deco
-
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #c17aa8bc
+@patch
 def train_step(self:Trainer, batches:list) -> dict:
     "One optimizer step over `batches` (gradient accumulation); returns loss, tokens, grad norm (over all ranks)."
     t, model = self.cfg.train, self.ddp or self.model
@@ -458,8 +467,8 @@ def train_step(self:Trainer, batches:list) -> dict:
     return {"loss": loss_sum / n_tok, "tokens": int(n_tok), "grad_norm": grad_norm,
             **{f"aux_{k}": v / n_tok for k, v in zip(names, aux_tot)}}
 
-# %% ../nbs/03_train_at_scale.ipynb #48c5bd10
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #7a11ff24
+@patch
 def evaluate_and_checkpoint(self:Trainer) -> bool:
     "Evaluate on dev (rank 0), share the result, log, keep best.pt and last.pt; returns True when early stopping says stop."
     t = self.cfg.train
@@ -487,13 +496,14 @@ def evaluate_and_checkpoint(self:Trainer) -> bool:
         for cb in self.callbacks: cb(self, rec)
     return bool(t.patience) and self.bad_evals >= t.patience
 
-@_add_to(Trainer)
+@patch
 def search_fn(self:Trainer, beam:int) -> Callable:
     "The search used for BLEU: greedy for beam 1, else the beam search that `04` registers."
     if beam == 1: return greedy_search
     return get_search("beam")(beam=beam, alpha=self.cfg.train.alpha)   # registered by `04` (see the appendix, 99_core)
 
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #21e83405
+@patch
 def _log_eval(self:Trainer, rec:dict, hyps:list[str]):
     "TensorBoard: dev scalars, an attention heatmap and sample translations with low-temperature samples."
     if self.writer is None: return
@@ -511,8 +521,8 @@ def _log_eval(self:Trainer, rec:dict, hyps:list[str]):
         self.writer.add_figure("dev/attention", fig, self.step); plt.close(fig)
     self.writer.flush()
 
-# %% ../nbs/03_train_at_scale.ipynb #3547ca2f
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #3e951ae8
+@patch
 def _should_stop(self:Trainer, elapsed:float) -> str:
     "Why to stop now ('' to go on), decided the same on every rank: a signal on any rank and the slowest clock count."
     t = self.cfg.train
@@ -523,7 +533,8 @@ def _should_stop(self:Trainer, elapsed:float) -> str:
             or (t.max_minutes and self.train_time >= 60 * t.max_minutes)): return "limit reached"
     return ""
 
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #2e973e48
+@patch
 def fit(self:Trainer) -> dict:
     "Train until a limit or early stopping; returns the run's results (with test metrics on rank 0)."
     t = self.cfg.train
@@ -566,8 +577,8 @@ def fit(self:Trainer) -> dict:
     self.log(f"finished after {self.step} steps ({reason}); best dev BLEU {self.best_bleu:.2f} at step {self.best_step}")
     return self.finish(reason)
 
-# %% ../nbs/03_train_at_scale.ipynb #ca386373
-@_add_to(Trainer)
+# %% ../nbs/03_train_at_scale.ipynb #41be163d
+@patch
 def finish(self:Trainer, reason:str) -> dict:
     t = self.cfg.train
     res = {"name": self.cfg.name, "reason": reason, "steps": self.step, "epochs": round(self.epoch + self.batch_in_epoch / max(len(self.sampler.batches()), 1), 2),
