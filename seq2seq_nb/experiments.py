@@ -171,7 +171,8 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     return row
 
 # %% ../nbs/08_experiments.ipynb #662909b9
-GRID = ["vanilla", "base", "lstm", "deep", "luong", "coverage", "transformer", "bytebpe"]   # the order of the table
+GRID = ["vanilla", "base", "lstm", "deep", "luong", "coverage", "transformer", "bytebpe",          # the order of the table
+        "lowres_scratch", "lowres_pretrain", "lowres_finetune"]                                  # and of the runs
 
 def _config_path(p) -> Path:
     "A row's config path, stored relative to the project root when inside it."

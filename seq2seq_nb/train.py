@@ -27,7 +27,7 @@ from .core import (CHECKPOINT_FORMAT, CheckpointError, ConfigError, all_reduce, 
                              rng_state, save_checkpoint, set_rng_state, setup_runtime, to_dict)
 from .data import (BOS, EOS, PAD, UNK, DataConfig, DataError, EncodedCorpus, Tokenizer, TokenBatchSampler, encode_corpus,
                              load_split, make_loader, padding_ratio, unk_rate)
-from .vanilla import ModelConfig, Seq2Seq, build_model, check_model_config, greedy_decode, seq2seq_loss
+from .vanilla import MODELS, ModelConfig, Seq2Seq, build_model, check_model_config, greedy_decode, seq2seq_loss
 from .attention import attention_figure
 
 # %% ../nbs/03_train_at_scale.ipynb #a9f1bd4b
@@ -35,8 +35,9 @@ from .attention import attention_figure
 class TrainConfig:
     "Optimisation, precision, evaluation and logging of a training run."
     seed: int = 1
+    init_from: str|None = None    # start from this checkpoint's weights and subword model (fine-tuning after pretraining, 08)
     device: Literal["auto", "cpu", "cuda"] = "auto" # auto: CUDA when available
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32" # bf16 autocast (CPU, CUDA); fp16 autocast + loss scaling (CUDA)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32" # bf16 autocast (CPU, CUDA); fp16 + loss scaling (CUDA); auto: bf16 where measured faster
     threads: int = 0              # torch CPU threads (0 = torch's default: all cores)
     deterministic: bool = False   # deterministic kernels (slower on GPU)
     lr: float = 3e-4              # peak learning rate (Adam)
@@ -85,7 +86,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self): check_model_config(self.model)   # a registered arch, and only keys that apply to it
+    def __post_init__(self):
+        check_model_config(self.model)                                   # a registered arch, and only keys that apply to it
+        check(self.data.joint_vocab or not MODELS[self.model.arch].joint_vocab, "data.joint_vocab",
+              f"arch {self.model.arch} shares one embedding between source and target: it needs joint_vocab: true")
 
 def load_config(path, overrides=()) -> Config:
     "Load a run config from YAML, with `section.key=value` overrides."
@@ -267,8 +271,10 @@ class Trainer:
         if ckpt is not None: self._check_resumable(ckpt)                  # training limits may change, the model may not
         self.git = git_hash()
         self.device = setup_runtime(cfg.train)
-        self._setup_data(Tokenizer.from_state_dict(ckpt["tokenizer"]) if ckpt else None)
+        init = self._init_checkpoint() if cfg.train.init_from and ckpt is None else None   # resuming restores more
+        self._setup_data(Tokenizer.from_state_dict((ckpt or init)["tokenizer"]) if (ckpt or init) else None)
         self._setup_model()
+        if init is not None: self.model.load_state_dict(init["model"])
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_bleu, self.best_step, self.bad_evals, self.history = -1.0, 0, 0, []
         self.train_time, self.last_eval_step, self.saved_step, self.stop_requested = 0.0, -1, -1, False
@@ -309,6 +315,16 @@ def _check_resumable(self:Trainer, ckpt):
     for section in ("data", "model"):
         diff = [k for k in saved[section] if k not in self.LOCAL_KEYS and saved[section][k] != now[section].get(k)]
         if diff: raise ConfigError(f"differs from the checkpoint's ({', '.join(diff)}); resume with the same config", section)
+
+@patch
+def _init_checkpoint(self:Trainer) -> dict:
+    "The checkpoint of `train.init_from`: its model section must be this run's (the data may differ: fine-tuning)."
+    ckpt = load_checkpoint(self.cfg.train.init_from)
+    saved, now = ckpt["config"]["model"], to_dict(self.cfg)["model"]
+    diff = [k for k in saved if saved[k] != now.get(k)]
+    if diff: raise ConfigError(f"{self.cfg.train.init_from}: its model differs from this config's ({', '.join(diff)})", "train.init_from")
+    self.log(f"initialised from {self.cfg.train.init_from} (step {ckpt['progress']['step']} of its run) with its subword model")
+    return ckpt
 
 # %% ../nbs/03_train_at_scale.ipynb #508cc46b
 @patch
@@ -636,6 +652,7 @@ def main(argv=None) -> int:
             print(f"\nsignal {signum} (rank {trainer.rank}): finishing this step, writing last.pt, then exiting", file=sys.stderr)
         for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, request_stop)
         result = trainer.fit()
+        if trainer.world > 1: dist.barrier()                             # leave together: no rank tears down gloo under another
         if trainer.main: print(json.dumps({k: v for k, v in result.items() if k != "test"} | (
             {"test_bleu": result["test"]["bleu"], "test_chrf": result["test"]["chrf"]} if "test" in result else {})))
         return 0

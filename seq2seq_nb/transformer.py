@@ -160,7 +160,7 @@ class TransformerMemory(NamedTuple):
     src_mask: torch.Tensor   # (B, S) True on real tokens
     cross: tuple             # per decoder layer: its cross-attention KV, (B, h, S, d_k) each, computed once
 
-@register_model("transformer", keys=("transformer",))
+@register_model("transformer", keys=("transformer",), joint_vocab=True)
 class TransformerSeq2Seq(Seq2Seq):
     "Pre-LN Transformer encoder-decoder; one embedding matrix for source, target and output layer."
     def __init__(self, cfg:ModelConfig, src_vocab:int, tgt_vocab:int):

@@ -125,13 +125,14 @@ class ModelSpec(NamedTuple):
     "A registered architecture: how to build it and which `ModelConfig` keys it reads."
     build: Callable           # (cfg, src_vocab, tgt_vocab) -> Seq2Seq
     keys: frozenset           # the ModelConfig fields (and sections) it reads; `arch` always
+    joint_vocab: bool = False # it shares one embedding between source and target (needs data.joint_vocab)
 
 MODELS: dict[str, ModelSpec] = {}
 RNN_KEYS = ("cell", "emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "readout_dim", "dropout_emb", "dropout_rnn", "tie_embeddings")
 
-def register_model(name:str, keys=RNN_KEYS):
+def register_model(name:str, keys=RNN_KEYS, joint_vocab:bool=False):
     "Decorator: build `ModelConfig(arch=name)` with the decorated class (or function); `keys` are the config keys it reads."
-    def deco(build): MODELS[name] = ModelSpec(build, frozenset(keys) | {"arch"}); return build
+    def deco(build): MODELS[name] = ModelSpec(build, frozenset(keys) | {"arch"}, joint_vocab); return build
     return deco
 
 def check_model_config(cfg:ModelConfig):

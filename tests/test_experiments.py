@@ -59,7 +59,11 @@ def test_grid_configs_load_in_order():
     assert [f.stem for f in files] == [n for n in GRID if (ROOT/"configs/experiments"/f"{n}.yaml").exists()]
     for f in files:
         cfg = load_config(f)
-        assert cfg.name == f.stem and cfg.data.train_subset == 0 and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
+        assert cfg.name == f.stem and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
+        assert cfg.data.train_subset == (2900 if f.stem in ("lowres_scratch", "lowres_finetune") else 0)
+        assert cfg.data.train_skip == (2900 if f.stem == "lowres_pretrain" else 0) and cfg.data.denoise == (f.stem == "lowres_pretrain")
+    fine = load_config(ROOT/"configs/experiments/lowres_finetune.yaml")
+    assert fine.train.init_from == "runs/experiments/lowres_pretrain/last.pt" and GRID.index("lowres_pretrain") < GRID.index("lowres_finetune")
 
 
 def test_literature_tokenisation_matches_the_official_files(mirror_dir):

@@ -211,3 +211,39 @@ def test_cli_refuses_a_directory_holding_a_run_unless_overwrite(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     steps = [json.loads(l)["step"] for l in (run/"metrics.jsonl").read_text().splitlines()]
     assert 999 not in steps and load_checkpoint(run/"last.pt")["progress"]["step"] == 2
+
+
+def test_precision_auto_follows_the_probe(monkeypatch):
+    "precision: auto is bf16 exactly where the measured bf16 matmul beats fp32; asking for bf16 where it loses warns."
+    import seq2seq_nb.core as core
+    for rates, want in (((100.0, 20.0), "fp32"), ((80.0, 190.0), "bf16")):
+        monkeypatch.setitem(core._BF16_PROBE, "cpu", rates)
+        t = TrainConfig(precision="auto", device="cpu")
+        core.setup_runtime(t)
+        assert t.precision == want
+    monkeypatch.setitem(core._BF16_PROBE, "cpu", (100.0, 20.0))
+    with pytest.warns(UserWarning, match="bf16 runs slower than fp32 on this cpu"): core.setup_runtime(TrainConfig(precision="bf16", device="cpu"))
+
+
+def test_transformer_needs_a_joint_vocabulary():
+    with pytest.raises(ConfigError, match="data.joint_vocab: arch transformer shares one embedding"):
+        load_config(ROOT/"configs/tiny_transformer.yaml", ["data.joint_vocab=false"])
+
+
+def test_init_from_a_denoising_pretraining(tmp_path, multi30k_cfg):
+    "Pretrain as a denoising autoencoder on other pairs, then fine-tune from its weights and subword model."
+    def cfg(*o):
+        c = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.max_steps": 3}) + list(o))
+        c.data.mirror = multi30k_cfg.mirror
+        return c
+    pre = Trainer(cfg("data.denoise=true", "data.train_skip=300", "data.train_subset=200"), tmp_path/"pre", quiet=True)
+    pre.fit()
+    assert len(pre.enc_train) > 200                                     # both sides of 200 pairs, each its own example
+    ckpt = load_checkpoint(tmp_path/"pre"/"last.pt")
+    fine = Trainer(cfg("data.train_subset=300", f"train.init_from={tmp_path/'pre'/'last.pt'}"), tmp_path/"fine", quiet=True)
+    assert fine.tok.state_dict() == ckpt["tokenizer"]                    # the pretraining's subwords, not new ones
+    for k, v in ckpt["model"].items(): assert torch.equal(fine.model.state_dict()[k], v), k
+    fine.fit()
+    assert fine.step == 3
+    with pytest.raises(ConfigError, match="train.init_from: .*its model differs from this config's \\(emb_dim\\)"):
+        Trainer(cfg("model.emb_dim=64", f"train.init_from={tmp_path/'pre'/'last.pt'}"), tmp_path/"other", quiet=True)
