@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/base.yaml
 RUN ?= runs/$(basename $(notdir $(CONFIG)))
+TRAIN_ARGS ?=      # e.g. TRAIN_ARGS=--resume to go on with a stopped run, or --overwrite to start it again
 # tests: one thread per process, one notebook worker (2 cores; oversubscription makes torch crawl)
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 
@@ -22,7 +23,7 @@ $(BIN)/.installed: setup.py settings.ini requirements/constraints.txt
 install: $(BIN)/.installed
 
 train: install
-	$(BIN)/python scripts/train.py --config $(CONFIG) --run-dir $(RUN)
+	$(BIN)/python scripts/train.py --config $(CONFIG) --run-dir $(RUN) $(TRAIN_ARGS)
 	$(MAKE) --no-print-directory translate
 
 # translate the test set with the best checkpoint and score it (cased, detokenized sacreBLEU and chrF)

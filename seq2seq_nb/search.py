@@ -70,8 +70,7 @@ def _rank_score(logprob, length, coverage, src_mask, cfg:SearchConfig):
     return s
 
 def _can_stop(finished:list, best_open:float, limit:int, cfg:SearchConfig) -> bool:
-    "True when `K` hypotheses have finished, or no open one can still enter the n-best list (see the bound above)."
-    if len(finished) >= cfg.beam: return True
+    "True when no open hypothesis can still enter the n-best list of the finished ones (see the bound above)."
     if len(finished) < cfg.n_best: return False
     kth = sorted((h.score for h in finished), reverse=True)[cfg.n_best - 1]
     return best_open / length_penalty(limit, cfg.alpha) < kth           # cp <= 0 and log P only falls
@@ -137,21 +136,23 @@ def beam_search(model:Seq2Seq, src, src_mask, src_lengths, cfg:SearchConfig=Sear
     alphas, cov = None, None                                             # (B·K, t, S) if alignments, (B·K, S) if coverage
     y = torch.full((B * K,), BOS, dtype=torch.long, device=dev)
     sentence, finished, out = torch.arange(B), [[] for _ in range(B)], [None] * B
+    kth = torch.full((B,), float("-inf"))                                # the n_best-th finished score of each sentence
+    lp_limit = length_penalty(limit.float(), cfg.alpha)                  # (B,) for the bound p / lp(L)
     for t in range(int(limit.max())):
         Ba = len(sentence)                                               # sentences still being searched
         logits, state, a = model.step(y, state, memory)                  # (Ba·K, V)
         step = _extend(logits, logprob, a, cov, mask, t, K, cfg)         # the 2K best candidates of each sentence
         if cfg.alignments and a is not None: alphas = a[:, None] if alphas is None else torch.cat([alphas, a[:, None]], 1)
-        _finish(step, tokens, alphas, sentence, limit, t, K, finished)   # <eos> (or the limit) in the top K: done
+        for s in _finish(step, tokens, alphas, sentence, limit, t, K, finished):   # <eos> (or the limit) in the top K
+            if len(finished[s]) >= cfg.n_best: kth[s] = sorted((h.score for h in finished[s]), reverse=True)[cfg.n_best - 1]
         open_score, keep = step.score.masked_fill(step.tok == EOS, float("-inf")).topk(K, dim=1)   # (Ba, K) the K best others
         sel = step.rows.gather(1, keep).view(-1)                          # (Ba·K,) the old row each open beam extends
         y = step.tok.gather(1, keep).view(-1)
         logprob = step.logprob.gather(1, keep).masked_fill(torch.isinf(open_score), float("-inf"))
         tokens, state = torch.cat([tokens[sel], y[:, None]], 1), model.reorder_state(state, sel)
         alphas, cov = None if alphas is None else alphas[sel], None if step.cov is None else step.cov[sel]
-        done = [bool(t + 1 >= limit[s]) or _can_stop(finished[s], float(logprob[j].max()), int(limit[s]), cfg)
-                for j, s in enumerate(sentence.tolist())]
-        if any(done):                                                    # collect them and drop their rows
+        done = ((t + 1 >= limit[sentence]) | (logprob.max(1).values.cpu() / lp_limit[sentence] < kth[sentence])).tolist()
+        if any(done):                                                    # at the limit, or no open one can win (the bound)
             for j in [j for j, d in enumerate(done) if d]:
                 s = int(sentence[j]); out[s] = sorted(finished[s], key=lambda h: -h.score)[:cfg.n_best]
             keep_s = torch.tensor([j for j, d in enumerate(done) if not d], dtype=torch.long)
@@ -185,16 +186,17 @@ def _extend(logits, logprob, a, cov, mask, t:int, K:int, cfg:SearchConfig) -> _S
     rows = torch.arange(Ba, device=idx.device)[:, None] * K + idx // k2
     return _Step(top_score, cand.view(Ba, -1).gather(1, idx), top_tok.view(Ba, -1).gather(1, idx), rows, new_cov)
 
-def _finish(step:_Step, tokens, alphas, sentence, limit, t:int, K:int, finished:list):
-    "Move the candidates ranked in the top K that end with <eos> (or reach the length limit) to `finished`."
+def _finish(step:_Step, tokens, alphas, sentence, limit, t:int, K:int, finished:list) -> set:
+    "Move the candidates ranked in the top K that end with <eos> (or reach the length limit) to `finished`; returns the sentences touched."
     at_limit = (t + 1 >= limit[sentence]).to(step.tok.device)           # (Ba,)
     fin = ((step.tok == EOS) | at_limit[:, None])[:, :K] & torch.isfinite(step.score[:, :K])
-    if not fin.any(): return
+    if not fin.any(): return set()
     for j, c in fin.nonzero().tolist():
         r, tok = int(step.rows[j, c]), int(step.tok[j, c])
         toks = tokens[r].tolist() + ([] if tok == EOS else [tok])
         finished[int(sentence[j])].append(Hypothesis(toks, float(step.score[j, c]), float(step.logprob[j, c]),
                                                      None if alphas is None else alphas[r].clone(), tok == EOS))
+    return {int(sentence[j]) for j in fin.any(1).nonzero().flatten().tolist()}
 
 # %% ../nbs/04_beam_search.ipynb #cc333f12
 @register_search("beam")

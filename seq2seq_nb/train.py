@@ -35,7 +35,6 @@ from .attention import attention_figure
 class TrainConfig:
     "Optimisation, precision, evaluation and logging of a training run."
     seed: int = 1
-    init_from: str|None = None    # start from this checkpoint's weights and subword model (fine-tuning after pretraining, 08)
     device: Literal["auto", "cpu", "cuda"] = "auto" # auto: CUDA when available
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32" # bf16 autocast (CPU, CUDA); fp16 + loss scaling (CUDA); auto: bf16 where measured faster
     threads: int = 0              # torch CPU threads (0 = torch's default: all cores)
@@ -64,6 +63,7 @@ class TrainConfig:
     log_every: int = 50           # training log interval in steps
     save_every: int = 0           # also write last.pt every N steps (0 = at each evaluation only)
     tensorboard: bool = True
+    init_from: str|None = None    # start from this checkpoint's weights and subword model (fine-tuning after pretraining, 08)
 
     def __post_init__(self):
         for k in ("threads", "warmup_steps", "decay_steps", "max_steps", "max_epochs", "eval_every", "eval_sentences",
