@@ -173,7 +173,7 @@ def git_hash(path=None) -> str:
 def _umask() -> int:
     "This process's umask (read without changing it where /proc allows)."
     with suppress(OSError, StopIteration, ValueError):
-        return int(next(l for l in open("/proc/self/status") if l.startswith("Umask:")).split()[1], 8)
+        with open("/proc/self/status") as f: return int(next(l for l in f if l.startswith("Umask:")).split()[1], 8)
     mask = os.umask(0o022); os.umask(mask); return mask
 
 @contextmanager

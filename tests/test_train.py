@@ -178,7 +178,8 @@ def test_bf16_autocast_trains_and_fp16_needs_cuda(tmp_path, multi30k_cfg):
     cfg = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.precision": "bf16", "train.max_steps": 2,
                                                                    "data.max_tokens": 200, "data.train_subset": 200}))
     cfg.data.mirror = multi30k_cfg.mirror
-    with pytest.warns(UserWarning, match="bf16|no bf16") if torch.backends.cpu.get_cpu_capability() not in ("AVX512_BF16", "AMX") \
+    from seq2seq_nb.core import bf16_is_faster                       # the warning follows the measurement, not the CPU's name
+    with pytest.warns(UserWarning, match="bf16 runs slower than fp32") if not bf16_is_faster(torch.device("cpu")) \
             else __import__("contextlib").nullcontext():
         tr = Trainer(cfg, tmp_path/"bf16", quiet=True)
     res = tr.fit()
