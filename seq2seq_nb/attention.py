@@ -112,7 +112,7 @@ class AttentionSeq2Seq(Seq2Seq):
 
     def step(self, y_prev, state, memory):
         "One target position: `y_prev` (B,) -> logits (B, V), the new state, alphas (B, S)."
-        state, context, alphas = self._recur(self._embed(y_prev), state, memory, self._step_weights())
+        state, context, alphas = self._recur(self._embed(y_prev), state, memory, self._decoding_weights(memory))
         return self.generator(torch.cat([self.drop_rnn(state.h), context], -1)), state, alphas
 
     def forward(self, src, src_mask, src_lengths, tgt_in, features:bool=False):
@@ -136,11 +136,19 @@ class AttentionSeq2Seq(Seq2Seq):
 
     def _step_weights(self):
         "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
-        # built at every call, never cached: a cache keyed on the tensors' versions misses in-place `.data` updates
-        # (weight averaging, EMA), and stacking costs O(H²) against the step's O(B·K·H²) (no difference measured)
+        # built for every forward, and for every new memory when decoding (so in-place `.data` updates between two
+        # searches, EMA or weight averaging, are always seen; a cache keyed on the weights' versions missed them), never
+        # at every step: stacking copies ~7 MB of base-config weights, about 4% of a beam-5 step (ab_speed.py --task decode)
         W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
         return (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
                 self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
+
+    def _decoding_weights(self, memory):
+        "`_step_weights` for `step`: when decoding, built once per memory (a new `encode`, or a reordered batch), not per step."
+        if torch.is_grad_enabled(): return self._step_weights()
+        keys, weights = getattr(self, "_decoding", (None, None))
+        if keys is not memory.keys: keys, weights = memory.keys, self._step_weights(); self._decoding = (keys, weights)
+        return weights
 
     def _recur(self, gi_emb, state, memory, weights):
         "One step of the recurrence given `gi_emb` (B, G·H_dec): returns the new state, context (B, 2·H_enc), alphas (B, S)."
