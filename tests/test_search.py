@@ -159,3 +159,17 @@ def test_search_stops_when_nothing_open_can_win():
     m.step = lambda *a: (calls.append(1), step(*a))[1]
     hyps = beam_search(m, *collate_src([[7, EOS]]), SearchConfig(beam=2, alpha=0.0, max_len_a=0, max_len_b=50))
     assert len(calls) == 4 and hyps[0][0].tokens == []
+
+
+def test_decoding_stacks_the_step_weights_once_per_memory_not_per_step():
+    "The stacked step weights are built at encode time and again only when the batch is reordered (a sentence ends)."
+    m = tiny_model("attention", tgt_vocab=40)
+    calls, build = [], m._step_weights
+    m._step_weights = lambda: (calls.append(1), build())[1]
+    steps, step = [], m.step
+    m.step = lambda *a: (steps.append(1), step(*a))[1]
+    src = collate_src(sources(5))
+    beam_search(m, *src, SearchConfig(beam=3, max_len_a=1.0, max_len_b=4))
+    assert len(steps) >= 4 and len(calls) <= 1 + 5                         # once, plus at most once per finished sentence
+    calls.clear(); greedy_decode(m, *src)
+    assert len(calls) == 1
