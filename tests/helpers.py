@@ -25,3 +25,15 @@ def random_batch(seed=0, B=5, max_src=9, max_tgt=8, src_vocab=23, tgt_vocab=29):
         tgt = torch.randint(4, tgt_vocab, (t,), generator=g).tolist()
         items.append((i, src, tgt))
     return collate(items)
+
+
+def assert_batched_equals_single(model, srcs, cfg):
+    "Batched beam search gives every sentence the n-best list of the one-sentence reference: tokens, scores, ended."
+    from seq2seq_nb.search import beam_search, beam_search_single
+    from seq2seq_nb.train import collate_src
+    batched = beam_search(model, *collate_src(srcs), cfg)
+    for hyps, s in zip(batched, srcs):
+        single = beam_search_single(model, s, cfg)
+        assert [h.tokens for h in hyps] == [h.tokens for h in single]
+        assert torch.allclose(torch.tensor([h.score for h in hyps]), torch.tensor([h.score for h in single]), atol=1e-4)
+        assert [h.ended for h in hyps] == [h.ended for h in single]

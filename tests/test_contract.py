@@ -11,7 +11,7 @@ from seq2seq_nb.search import SearchConfig, beam_search, beam_search_single
 from seq2seq_nb.train import Trainer, collate_src, load_config, strip_special
 from seq2seq_nb.vanilla import MODELS, ModelConfig, RNNState, Seq2Seq, build_model, greedy_decode, register_model, select_rows
 from conftest import ROOT, quick_overrides
-from helpers import tiny_model
+from helpers import assert_batched_equals_single, tiny_model
 
 
 class PytreeState(Seq2Seq):
@@ -48,13 +48,7 @@ def _sources(n=6, V=23, seed=0):
 @pytest.mark.parametrize("cfg", [SearchConfig(beam=4, alpha=0.6, n_best=3), SearchConfig(beam=3, alpha=1.0, coverage=0.4)])
 def test_beam_search_reorders_any_declared_state(cfg):
     "Batched beam search (which reorders the state every step) equals the per-hypothesis search (which never does)."
-    m = PytreeState(tiny_model("attention")).eval()
-    srcs = _sources()
-    batched = beam_search(m, *collate_src(srcs), cfg)
-    for s, hyps in zip(srcs, batched):
-        single = beam_search_single(m, s, cfg)
-        assert [h.tokens for h in hyps] == [h.tokens for h in single]
-        for a, b in zip(hyps, single): assert abs(a.score - b.score) < 1e-4
+    assert_batched_equals_single(PytreeState(tiny_model("attention")).eval(), _sources(), cfg)
 
 
 def test_a_wrong_reorder_is_caught():

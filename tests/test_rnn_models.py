@@ -13,7 +13,7 @@ from seq2seq_nb.search import SearchConfig, beam_search, beam_search_single
 from seq2seq_nb.train import collate_src, strip_special
 from seq2seq_nb.vanilla import ModelConfig, build_model, greedy_decode, seq2seq_loss
 from conftest import run_cli
-from helpers import random_batch
+from helpers import random_batch, assert_batched_equals_single
 
 CELLS = ["gru", "lstm"]
 OPTIONS = {"deep": dict(enc_layers=2, dec_layers=3),
@@ -119,13 +119,7 @@ def test_beam_one_is_greedy(cell, opts):
 @pytest.mark.parametrize("cfg", [SearchConfig(beam=4, alpha=0.6, n_best=3), SearchConfig(beam=3, alpha=1.0, coverage=0.4, n_best=2)],
                          ids=["plain", "coverage-penalty"])
 def test_batched_beam_equals_one_sentence_beam(cell, opts, cfg):
-    m = rnn_model(cell, tgt_vocab=13, **opts)
-    srcs = sources(2)
-    batched = beam_search(m, *collate_src(srcs), cfg)
-    for i, s in enumerate(srcs):
-        single = beam_search_single(m, s, cfg)
-        assert [h.tokens for h in batched[i]] == [h.tokens for h in single]
-        assert torch.allclose(torch.tensor([h.score for h in batched[i]]), torch.tensor([h.score for h in single]), atol=1e-4)
+    assert_batched_equals_single(rnn_model(cell, tgt_vocab=13, **opts), sources(2), cfg)
 
 
 def test_state_is_batch_first_and_reorders_by_default():

@@ -10,7 +10,7 @@ from seq2seq_nb.data import BOS, EOS, UNK, ConfigError, from_dict
 from seq2seq_nb.search import SearchConfig, beam_search, beam_search_single, length_penalty
 from seq2seq_nb.train import collate_src, strip_special
 from seq2seq_nb.vanilla import Seq2Seq, greedy_decode, max_lengths
-from helpers import tiny_model
+from helpers import tiny_model, assert_batched_equals_single
 
 
 def sources(seed=0, n=6, vocab=23):
@@ -34,14 +34,7 @@ def test_beam_one_is_greedy(arch, cell, seed):
                                  SearchConfig(beam=5, alpha=0.0, max_len_a=0.5, max_len_b=3, n_best=5)])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_batched_equals_single_sentence(cfg, cell):
-    m = tiny_model("attention", cell, tgt_vocab=13)
-    srcs = sources(2)
-    batched = beam_search(m, *collate_src(srcs), cfg)
-    for i, s in enumerate(srcs):
-        single = beam_search_single(m, s, cfg)
-        assert [h.tokens for h in batched[i]] == [h.tokens for h in single]
-        assert torch.allclose(torch.tensor([h.score for h in batched[i]]), torch.tensor([h.score for h in single]), atol=1e-4)
-        assert [h.ended for h in batched[i]] == [h.ended for h in single]
+    assert_batched_equals_single(tiny_model("attention", cell, tgt_vocab=13), sources(2), cfg)
 
 
 def _exhaustive(model, src_ids, max_out, alpha):

@@ -10,7 +10,7 @@ from seq2seq_nb.train import collate_src, fused_loss, load_config, strip_special
 from seq2seq_nb.transformer import TransformerSeq2Seq, causal_mask
 from seq2seq_nb.vanilla import ModelConfig, TransformerConfig, build_model, fit, greedy_decode, seq2seq_loss
 from conftest import ROOT, run_cli
-from helpers import random_batch
+from helpers import random_batch, assert_batched_equals_single
 
 V = 29
 
@@ -99,14 +99,7 @@ def test_beam_one_is_greedy(seed):
 @pytest.mark.parametrize("cfg", [SearchConfig(beam=4, alpha=0.6, n_best=4), SearchConfig(beam=3, alpha=1.0, coverage=0.4, n_best=2),
                                  SearchConfig(beam=5, alpha=0.0, coverage=1.0, max_len_a=0.5, max_len_b=3, n_best=5)])
 def test_batched_beam_equals_single_sentence(cfg):
-    m = tiny(seed=3, vocab=13)
-    srcs = sources(2, 13)
-    batched = beam_search(m, *collate_src(srcs), cfg)
-    for i, s in enumerate(srcs):
-        single = beam_search_single(m, s, cfg)
-        assert [h.tokens for h in batched[i]] == [h.tokens for h in single]
-        assert torch.allclose(torch.tensor([h.score for h in batched[i]]), torch.tensor([h.score for h in single]), atol=1e-4)
-        assert [h.ended for h in batched[i]] == [h.ended for h in single]
+    assert_batched_equals_single(tiny(seed=3, vocab=13), sources(2, 13), cfg)
 
 
 def test_reorder_state_reorders_the_cache():
