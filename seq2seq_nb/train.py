@@ -8,7 +8,7 @@ __all__ = ['EVAL_MAX_LEN', 'TrainConfig', 'Config', 'load_config', 'InverseSqrt'
            'decode_corpus', 'sample_decode', 'attention_entropy', 'evaluate', 'NonFiniteLoss', 'Trainer', 'main']
 
 # %% ../nbs/03_train_at_scale.ipynb #75d36d22
-import argparse, contextlib, json, math, os, random, resource, signal, sys, time, warnings
+import argparse, contextlib, gc, json, math, os, random, resource, signal, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -640,9 +640,20 @@ def _init_distributed():
         if backend == "nccl": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend)
 
+def _leave_process_group(trainer, together:bool):
+    """Tear the process group down, explicitly. `together`: every rank ended the same way (finished, or agreed on a
+    non-finite loss), so they wait for each other first: no rank shuts gloo down under another. DDP's reducer holds
+    the group, so it goes first, while the interpreter is whole: a group freed at interpreter exit can abort."""
+    if not (dist.is_available() and dist.is_initialized()): return
+    if trainer is not None: trainer.ddp = None
+    gc.collect()                                                     # the reducer, and frames a traceback kept
+    if together: dist.barrier()
+    dist.destroy_process_group()
+
 def main(argv=None) -> int:
     "Entry point of `python -m seq2seq_nb.train` and the `seq2seq-train` console script."
     args = _parser().parse_args(argv)
+    trainer, together = None, False
     try:
         cfg = load_config(args.config, args.overrides)
         _init_distributed()
@@ -652,16 +663,17 @@ def main(argv=None) -> int:
             print(f"\nsignal {signum} (rank {trainer.rank}): finishing this step, writing last.pt, then exiting", file=sys.stderr)
         for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, request_stop)
         result = trainer.fit()
-        if trainer.world > 1: dist.barrier()                             # leave together: no rank tears down gloo under another
+        together = True
         if trainer.main: print(json.dumps({k: v for k, v in result.items() if k != "test"} | (
             {"test_bleu": result["test"]["bleu"], "test_chrf": result["test"]["chrf"]} if "test" in result else {})))
         return 0
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr); return 2
-    except NonFiniteLoss as e:
+    except NonFiniteLoss as e:                                       # raised on every rank at the same step
+        together = True
         print(f"error: {e}", file=sys.stderr); return 3
     finally:
-        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+        _leave_process_group(trainer, together)
 
 if __name__ == "__main__" and "__file__" in globals():  # `python -m seq2seq_nb.train`, not a notebook kernel
     sys.exit(main())

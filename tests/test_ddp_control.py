@@ -124,3 +124,28 @@ def test_shard_without_batches_is_an_error_before_training(tmp_path):
     rc, out, err = _torchrun(tmp_path/"run", **{"data.train_subset": 3})
     assert rc != 0 and "error: 3 training pairs make 1 batch(es) of data.max_tokens=1000, fewer than the 2 processes" in err, err[-3000:]
     assert "exitcode  : 2" in err.split("Root Cause")[-1] and not (tmp_path/"run"/"last.pt").exists()
+
+
+def test_leaving_the_group_frees_ddp_first_and_waits_only_when_every_rank_ended_alike(tmp_path, monkeypatch):
+    "The teardown `main` runs on every way out: DDP's reducer (which holds the group) is freed before the group is."
+    import gc, weakref
+    import torch.distributed as dist
+    from seq2seq_nb import train
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path/'store'}", rank=0, world_size=1)
+    try:
+        class T: pass
+        for together in (True, False):
+            if not dist.is_initialized(): dist.init_process_group("gloo", init_method=f"file://{tmp_path/f'store{together}'}", rank=0, world_size=1)
+            t = T(); t.ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
+            t.ddp(torch.randn(4, 3)).sum().backward()
+            alive, barriers, seen = weakref.ref(t.ddp), [], []
+            monkeypatch.setattr(dist, "barrier", lambda *a, **k: barriers.append(1))
+            real = dist.destroy_process_group
+            monkeypatch.setattr(dist, "destroy_process_group", lambda *a: (seen.append(alive() is None), real(*a)))
+            train._leave_process_group(t, together)
+            assert t.ddp is None and seen == [True] and not dist.is_initialized()
+            assert barriers == ([1] if together else [])
+            monkeypatch.undo()
+    finally:
+        if dist.is_initialized(): dist.destroy_process_group()
+    train._leave_process_group(None, True)                  # no group (one process): nothing to do, no error
