@@ -183,11 +183,12 @@ def main():
     res["train_flops_per_token"] = flops
     res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9)
     if not args.no_levers:
-        res["levers"] = {
-            "default allocator (mmap for large tensors)": child("train", args, [], env={**env, "SEQ2SEQ_MALLOC": "default"})["tokens_per_s"],
-            "fused chunked output layer + loss (train.fused_loss=true)": child("train", args, ["--set", "train.fused_loss=true"], env=env)["tokens_per_s"],
-            "OMP_WAIT_POLICY=PASSIVE": child("train", args, [], env={**env, "OMP_WAIT_POLICY": "PASSIVE"})["tokens_per_s"],
-            "1 thread": child("train", args, ["--threads", "1"], env={"OMP_NUM_THREADS": "1"})["tokens_per_s"],
+        lever = lambda extra, e: {k: v for k, v in child("train", args, extra, env=e).items() if k in ("tokens_per_s", "peak_rss_mb")}
+        res["levers"] = {                                    # each against train_fp32: tokens/s and peak memory
+            "default allocator (mmap for large tensors)": lever([], {**env, "SEQ2SEQ_MALLOC": "default"}),
+            "fused chunked output layer + loss (train.fused_loss=true)": lever(["--set", "train.fused_loss=true"], env),
+            "OMP_WAIT_POLICY=PASSIVE": lever([], {**env, "OMP_WAIT_POLICY": "PASSIVE"}),
+            "1 thread": lever(["--threads", "1"], {"OMP_NUM_THREADS": "1"}),
         }
     if Path(args.ckpt).exists(): res["decode"] = child("decode", args, env=env)
     else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train`)", file=sys.stderr)
@@ -213,7 +214,10 @@ def table(r) -> str:
             ("train FLOPs per target token", f"{r['train_flops_per_token'] / 1e6:.1f} MFLOP"),
             ("MFU fp32", f"{r['mfu_fp32']:.0%}"),
             ("peak RSS, training", f"{tf['peak_rss_mb']:,.0f} MB")]
-    for k, v in r.get("levers", {}).items(): rows.append((f"lever: {k}", f"{v:,.0f} target tokens/s (vs {tf['tokens_per_s']:,.0f})"))
+    for k, v in r.get("levers", {}).items():
+        v = v if isinstance(v, dict) else {"tokens_per_s": v}             # files before 2026-11-26 kept tokens/s only
+        mem = f", peak RSS {v['peak_rss_mb']:,.0f} MB (vs {tf['peak_rss_mb']:,.0f})" if "peak_rss_mb" in v else ""
+        rows.append((f"lever: {k}", f"{v['tokens_per_s']:,.0f} target tokens/s (vs {tf['tokens_per_s']:,.0f}){mem}"))
     if "decode" in r:
         d = r["decode"]
         rows += [(f"decode {k}", f"{d[k]['sent_per_s']:.1f} sentences/s, {d[k]['hyp_steps_per_s']:,.0f} hypothesis-steps/s "
