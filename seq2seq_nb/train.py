@@ -277,7 +277,7 @@ class Trainer:
         if init is not None: self.model.load_state_dict(init["model"])
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_bleu, self.best_step, self.bad_evals, self.history = -1.0, 0, 0, []
-        self.train_time, self.last_eval_step, self.saved_step, self.stop_requested = 0.0, -1, -1, False
+        self.train_time, self.last_eval_step, self.saved_step, self.stop_requested, self.clock = 0.0, -1, -1, False, None
         if ckpt is not None: self._restore(ckpt)
         self.writer = self._tensorboard() if self.main else None
         if self.main: self._write_run_files()
@@ -389,7 +389,7 @@ def checkpoint(self:Trainer, rng_ranks:list|None=None) -> dict:
             "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "best_bleu": self.best_bleu, "best_step": self.best_step, "bad_evals": self.bad_evals,
                          "last_eval_step": self.last_eval_step, "horizon": self.total_steps,
-                         "train_time": self.train_time, "peak_rss_mb": self.peak_rss_mb()}}
+                         "train_time": self.clock() if self.clock else self.train_time, "peak_rss_mb": self.peak_rss_mb()}}
 
 @patch
 def gather_rng(self:Trainer) -> list:
@@ -555,7 +555,7 @@ def fit(self:Trainer) -> dict:
     "Train until a limit or early stopping; returns the run's results (with test metrics on rank 0)."
     t = self.cfg.train
     start, elapsed0 = time.perf_counter(), self.train_time               # train_time: wall time of the run so far
-    clock = lambda: elapsed0 + time.perf_counter() - start
+    self.clock = clock = lambda: elapsed0 + time.perf_counter() - start   # checkpoints store the time up to their writing
     reason = self._should_stop(clock()) and "already finished"
     tok_count, t_log = 0, time.perf_counter()
     while not reason:

@@ -248,3 +248,19 @@ def test_init_from_a_denoising_pretraining(tmp_path, multi30k_cfg):
     assert fine.step == 3
     with pytest.raises(ConfigError, match="train.init_from: .*its model differs from this config's \\(emb_dim\\)"):
         Trainer(cfg("model.emb_dim=64", f"train.init_from={tmp_path/'pre'/'last.pt'}"), tmp_path/"other", quiet=True)
+
+
+def test_checkpoint_time_includes_the_evaluation_that_wrote_it(tmp_path, multi30k_cfg, monkeypatch):
+    "A resumed run counts the time of the evaluation that wrote last.pt (its time budget and wall_minutes lose nothing)."
+    import time
+    from seq2seq_nb import train
+    real = train.Trainer.evaluate_and_checkpoint
+    def slow_eval(self, *a, **k): time.sleep(1.5); return real(self, *a, **k)        # an evaluation that takes 1.5 s
+    monkeypatch.setattr(train.Trainer, "evaluate_and_checkpoint", slow_eval)
+    cfg = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.max_steps": 4, "train.eval_every": 4}))
+    cfg.data.mirror = multi30k_cfg.mirror
+    res = Trainer(cfg, tmp_path/"run", quiet=True).fit()
+    saved = load_checkpoint(tmp_path/"run"/"last.pt")["progress"]["train_time"]
+    assert res["wall_minutes"] * 60 - saved < 0.9, (res["wall_minutes"], saved)         # was short by the 1.5 s evaluation
+    again = Trainer(cfg, tmp_path/"run", resume=True, quiet=True).fit()
+    assert again["reason"] == "already finished" and abs(again["wall_minutes"] - res["wall_minutes"]) <= 0.02
