@@ -163,7 +163,7 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     rel = str(Path(config).resolve().relative_to(root)) if root and Path(config).resolve().is_relative_to(root) else str(config)
     row = {"name": cfg.name, "config": rel, "epochs": epochs, "steps": res["steps"], "params": sum(p.numel() for p in tr.model.parameters()),
            "train_minutes": res["wall_minutes"], "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in train_recs])) if train_recs else None,
-           "best_dev_bleu_greedy": res["best_dev_bleu"], "machine": {k: res[k] for k in ("cpu", "device", "threads", "processes")},
+           "best_dev_bleu_greedy": res["best_dev_bleu"], "machine": {k: res.get(k) for k in ("cpu", "cpu_capability", "device", "threads", "processes")},
            "git": res["git"], "eval_subset": eval_subset, **row}
     with atomic_write(out.with_suffix(".hyps.json.gz")) as f: f.write(gzip.compress(json.dumps(hyps).encode()))
     with atomic_write(out, "w") as f: json.dump(row, f, indent=1)
@@ -211,5 +211,6 @@ def results_table(results:dict, base:str="base", variant:str="beam5", results_di
         lines.append({"row": name, "params (M)": r["params"] / 1e6, "dev BLEU": dev["bleu"], "test BLEU": test["bleu"],
                       "test chrF": test["chrf"], "test BLEU (lc, tok)": test["lit_bleu"], "Δ vs base": d_base, "p vs base": p,
                       "+ coverage penalty": cov, "avg last ckpts": avg, "<unk> %": 100 * test["unk_rate"],
-                      "minutes": r["train_minutes"], "tokens/s": r["tokens_per_s"]})
+                      "minutes": r["train_minutes"], "tokens/s": r["tokens_per_s"],
+                      "machine": " ".join(filter(None, (r["machine"]["cpu"], r["machine"].get("cpu_capability"))))})
     return pd.DataFrame(lines).set_index("row").round(2)
