@@ -286,6 +286,7 @@ def nbest_line(i:int, t:Translation, cfg:SearchConfig) -> str:
 def _read_source(path:str) -> list[str]:
     return decode_lines(sys.stdin.buffer, "<stdin>") if path == "-" else read_lines(path)
 
+# %% ../nbs/04_beam_search.ipynb #ff8483b7
 def main(argv=None) -> int:
     "Entry point of `scripts/translate.py` and the `seq2seq-translate` console script."
     args = _translate_parser().parse_args(argv)

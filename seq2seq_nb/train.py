@@ -78,6 +78,7 @@ class TrainConfig:
               "a cosine schedule needs the run's planned length: set train.max_epochs, train.max_steps or train.decay_steps "
               "(max_minutes is a stop limit, not a length)")
 
+# %% ../nbs/03_train_at_scale.ipynb #21e9cf6f
 @dataclass
 class Config:
     "Everything about a run: data, model and training settings."
@@ -650,6 +651,7 @@ def _leave_process_group(trainer, together:bool):
     if together: dist.barrier()
     dist.destroy_process_group()
 
+# %% ../nbs/03_train_at_scale.ipynb #45d705cf
 def main(argv=None) -> int:
     "Entry point of `python -m seq2seq_nb.train` and the `seq2seq-train` console script."
     args = _parser().parse_args(argv)

@@ -42,6 +42,7 @@ class TransformerConfig:
         check(-self.dec_layers <= self.alphas_layer < self.dec_layers, "alphas_layer", f"must be a decoder layer index in [-{self.dec_layers}, {self.dec_layers})")
         for k in ("dropout", "attn_dropout"): check(0 <= getattr(self, k) < 1, k, f"must be in [0, 1), got {getattr(self, k)}")
 
+# %% ../nbs/01_vanilla_seq2seq.ipynb #3fcdbbe8
 @dataclass
 class ModelConfig:
     "Architecture and sizes of an encoder-decoder. Each architecture reads some of the keys; setting one it ignores is an error."
