@@ -3,6 +3,7 @@
 
   python scripts/bench.py [--config configs/base.yaml] [--ckpt runs/base/best.pt] [--threads 2] [--out FILE]
   python scripts/bench.py --joeynmt     # also run JoeyNMT (installed into its own venv) side by side
+  python scripts/bench.py --device cuda --ckpt runs/gpu/base/best.pt   # on a GPU: fp32, bf16 and fp16 (loss scaling)
 
 Measured, each in its own process (so peak memory is per task), every figure the median of several
 timed repeats after warm-up:
@@ -23,9 +24,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------------------
 # tasks (each runs in a child process: `bench.py --task NAME ...`, prints one JSON line)
+def _sync(args):
+    if args.device == "cuda":
+        import torch; torch.cuda.synchronize()
+
+
 def task_matmul(args):
     import torch
     out = {}
+    if args.device == "cuda":                      # fp32 as IEEE fp32 (TF32 off, torch's default), then TF32, bf16, fp16
+        n = 8192
+        for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                                  ("bf16", torch.bfloat16, False), ("fp16", torch.float16, False)):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            a, b = torch.randn(n, n, device="cuda", dtype=dtype), torch.randn(n, n, device="cuda", dtype=dtype)
+            for _ in range(3): a @ b
+            times = []
+            for _ in range(args.repeats):
+                torch.cuda.synchronize(); t0 = time.perf_counter(); a @ b; torch.cuda.synchronize(); times.append(time.perf_counter() - t0)
+            out[name] = {"gflops": 2 * n ** 3 / statistics.median(times) / 1e9, "size": n}
+        torch.backends.cuda.matmul.allow_tf32 = False
+        return out
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         n, reps = 2048, args.repeats
         a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
@@ -45,7 +64,8 @@ def task_train(args):
     import tempfile
     from seq2seq_nb.data import padding_ratio
     from seq2seq_nb.train import Trainer, load_config
-    o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false"]
+    o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false",
+                          f"train.device={args.device}"]
     if args.max_tokens: o.append(f"data.max_tokens={args.max_tokens}")
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
@@ -53,6 +73,7 @@ def task_train(args):
         it = iter(tr.loader)                                  # the same batches (epoch 0 order) for every repeat and lever
         warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
         for b in warm: tr.train_step([b])
+        _sync(args)
         n = sum(b.n_tokens for b in timed)
         tgt_tok, src_tok = n, sum(int(b.src_mask.sum()) for b in timed)
         span = sum(int((b.tgt_mask.sum(1) * b.src_lengths).sum()) for b in timed)
@@ -60,11 +81,14 @@ def task_train(args):
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             for b in timed: tr.train_step([b])
+            _sync(args)
             rates.append(n / (time.perf_counter() - t0))
         cfg = tr.cfg
+    import torch
     return {"tokens_per_s": statistics.median(rates), "all": rates, "padding": pad, "src_per_tgt": src_tok / tgt_tok,
             "attn_span": span / tgt_tok, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "batch_tokens": cfg.data.max_tokens}
+            "batch_tokens": cfg.data.max_tokens,
+            **({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20} if args.device == "cuda" else {})}
 
 
 def task_decode(args):
@@ -72,7 +96,7 @@ def task_decode(args):
     from seq2seq_nb.search import SearchConfig, Translator, beam_search_fn, beam_search_single
     from seq2seq_nb.train import corpus_scores, decode_corpus, greedy_search, keep_freed_memory
     keep_freed_memory()
-    translator = Translator.from_checkpoint(args.ckpt)
+    translator = Translator.from_checkpoint(args.ckpt, args.device)
     test = load_split(translator.cfg.data, "test")
     src = translator.encode(test.src, 256)
     model, tok = translator.model, translator.tok
@@ -80,7 +104,7 @@ def task_decode(args):
     def timed(fn, n_rep):
         ts, res = [], None
         for _ in range(n_rep):
-            t0 = time.perf_counter(); res = fn(); ts.append(time.perf_counter() - t0)
+            _sync(args); t0 = time.perf_counter(); res = fn(); _sync(args); ts.append(time.perf_counter() - t0)
         return statistics.median(ts), res
     decode_corpus(model, src[:64], batch_size=64)                                   # warm-up
     rows, step = [0], model.step                                                     # count the hypotheses each step computes
@@ -130,6 +154,7 @@ def train_flops_per_target_token(cfg, src_per_tgt, attn_span) -> float:
 # ---------------------------------------------------------------------------------------------------------
 def child(task, args, extra=(), env=None):
     cmd = [sys.executable, __file__, "--task", task, "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
+           "--device", args.device,
            "--steps", str(args.steps), "--warmup", str(args.warmup), *sum((["--set", s] for s in args.set), []), *extra]
     if task == "decode": cmd += ["--ckpt", str(args.ckpt), "--decode-repeats", str(args.decode_repeats),
                                  "--single-sentences", str(args.single_sentences)]
@@ -148,6 +173,7 @@ def main():
     p.add_argument("--set", action="append", default=[], help="config override for the benchmarked model")
     p.add_argument("--ckpt", default=str(ROOT/"runs/base/best.pt"), help="trained checkpoint for the decoding figures")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: GPU matmul peaks, fp32/bf16/fp16 training, GPU decoding")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median reported)")
     p.add_argument("--steps", type=int, default=8, help="training steps (distinct real batches) per timed repeat")
     p.add_argument("--warmup", type=int, default=3)
@@ -175,16 +201,22 @@ def main():
            "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads, "torch": torch.__version__,
            "python": platform.python_version(), "config": args.config, "overrides": args.set}
     print(f"benchmarking {args.config} on {res['cpu']} ({args.threads} threads) ...", file=sys.stderr)
+    if args.device == "cuda":
+        res["gpu"], res["cuda"] = torch.cuda.get_device_name(), torch.version.cuda
+        print(f"  on {res['gpu']} (CUDA {res['cuda']})", file=sys.stderr)
     res["matmul"] = child("matmul", args, env=env)
     res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env)
-    emulated = res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
+    emulated = args.device == "cpu" and res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
     res["train_bf16"] = child("train", args, ["--precision", "bf16"] + (["--max-tokens", "300", "--repeats", "1", "--steps", "1",
                                               "--warmup", "1"] if emulated else []), env=env)
     res["train_bf16"]["emulated"] = emulated
     flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
     res["train_flops_per_token"] = flops
     res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9)
-    if not args.no_levers:
+    if args.device == "cuda":                                  # fp16 autocast with loss scaling (GradScaler): CUDA only
+        res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env)
+        res["mfu_bf16"] = flops * res["train_bf16"]["tokens_per_s"] / (res["matmul"]["bf16"]["gflops"] * 1e9)
+    if not args.no_levers and args.device == "cpu":
         lever = lambda extra, e: {k: v for k, v in child("train", args, extra, env=e).items() if k in ("tokens_per_s", "peak_rss_mb")}
         res["levers"] = {                                    # each against train_fp32: tokens/s and peak memory
             "default allocator (mmap for large tensors)": lever([], {**env, "SEQ2SEQ_MALLOC": "default"}),
@@ -208,14 +240,20 @@ def main():
 
 def table(r) -> str:
     tf, mm = r["train_fp32"], r["matmul"]
-    rows = [("CPU", f"{r['cpu']} ({r['capability']}), {r['threads']} threads, torch {r['torch']}"),
-            ("matmul fp32 / bf16", f"{mm['fp32']['gflops']:.0f} / {mm['bf16']['gflops']:.1f} GFLOP/s"),
+    rows = [("CPU", f"{r['cpu']} ({r['capability']}), {r['threads']} threads, torch {r['torch']}")]
+    if "gpu" in r: rows.append(("GPU", f"{r['gpu']} (CUDA {r['cuda']})"))
+    rows += [("matmul " + " / ".join(mm), " / ".join(f"{v['gflops']:,.0f}" for v in mm.values()) + " GFLOP/s"),
             ("train fp32", f"{tf['tokens_per_s']:,.0f} target tokens/s (padding {tf['padding']['tgt']:.1%} target, "
                            f"{tf['padding']['src']:.1%} source)"),
             ("train bf16 autocast", f"{r['train_bf16']['tokens_per_s']:,.0f} target tokens/s " + ("(batches of 300 tokens, one step: "
              "no bf16 instructions)" if r["train_bf16"].get("emulated", True) else f"(the same batches; {r['train_bf16']['tokens_per_s'] / tf['tokens_per_s']:.2f}x fp32)")),
             ("train FLOPs per target token", f"{r['train_flops_per_token'] / 1e6:.1f} MFLOP"),
-            ("MFU fp32", f"{r['mfu_fp32']:.0%}"),
+            ("MFU fp32", f"{r['mfu_fp32']:.1%}")]
+    if "train_fp16" in r:
+        rows += [("train fp16 autocast + loss scaling", f"{r['train_fp16']['tokens_per_s']:,.0f} target tokens/s "
+                  f"({r['train_fp16']['tokens_per_s'] / tf['tokens_per_s']:.2f}x fp32)"), ("MFU bf16", f"{r['mfu_bf16']:.1%}"),
+                 ("peak GPU memory, training fp32", f"{tf['peak_gpu_mb']:,.0f} MB")]
+    rows += [
             ("peak RSS, training", f"{tf['peak_rss_mb']:,.0f} MB")]
     for k, v in r.get("levers", {}).items():
         v = v if isinstance(v, dict) else {"tokens_per_s": v}             # files before 2026-11-26 kept tokens/s only

@@ -140,13 +140,14 @@ def train_row(cfg, run_dir:Path, log=print) -> dict:
 # %% ../nbs/08_experiments.ipynb #0ae5bb84
 def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subset:int=0, log=print) -> dict:
     "Train or resume one row of the grid and score it; skipped when its result file exists."
-    cfg = load_config(config, [f"train.max_epochs={epochs}", "train.max_steps=0", "train.max_minutes=0", "train.patience=0",
-                               "train.test_beam=0", *overrides])
+    own_steps = load_config(config).train.max_steps           # a row with its own update budget (the low-resource rows) keeps it
+    length = ["train.max_epochs=0"] if own_steps else [f"train.max_epochs={epochs}", "train.max_steps=0"]
+    cfg = load_config(config, [*length, "train.max_minutes=0", "train.patience=0", "train.test_beam=0", *overrides])
     out, run_dir = Path(results_dir)/f"{cfg.name}.json", Path(runs_dir)/cfg.name
     if out.exists(): log(f"{cfg.name}: done ({out}), skipping"); return json.loads(out.read_text())
     res = train_row(cfg, run_dir, log)
     log(f"{cfg.name}: scoring")
-    tr = Translator.from_checkpoint(run_dir/"best.pt")
+    tr = Translator.from_checkpoint(run_dir/"best.pt", res["device"])      # score where it trained (a GPU if it had one)
     splits = {s: load_split(tr.cfg.data, s) for s in ("valid", "test")}
     variants = {k: v for k, v in VARIANTS.items() if v.coverage == 0 or _has_attention(tr)}
     row, hyps = {"scores": {}}, {}
@@ -161,9 +162,9 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     train_recs = [json.loads(l) for l in (run_dir/"metrics.jsonl").read_text().splitlines() if '"kind": "train"' in l]
     root = project_root()
     rel = str(Path(config).resolve().relative_to(root)) if root and Path(config).resolve().is_relative_to(root) else str(config)
-    row = {"name": cfg.name, "config": rel, "epochs": epochs, "steps": res["steps"], "params": sum(p.numel() for p in tr.model.parameters()),
+    row = {"name": cfg.name, "config": rel, "epochs": res["epochs"] if own_steps else epochs, "steps": res["steps"], "params": sum(p.numel() for p in tr.model.parameters()),
            "train_minutes": res["wall_minutes"], "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in train_recs])) if train_recs else None,
-           "best_dev_bleu_greedy": res["best_dev_bleu"], "machine": {k: res.get(k) for k in ("cpu", "cpu_capability", "device", "threads", "processes")},
+           "best_dev_bleu_greedy": res["best_dev_bleu"], "machine": {k: res.get(k) for k in ("cpu", "cpu_capability", "gpu", "device", "threads", "processes")},
            "git": res["git"], "eval_subset": eval_subset, **row}
     with atomic_write(out.with_suffix(".hyps.json.gz")) as f: f.write(gzip.compress(json.dumps(hyps).encode()))
     with atomic_write(out, "w") as f: json.dump(row, f, indent=1)
@@ -212,5 +213,5 @@ def results_table(results:dict, base:str="base", variant:str="beam5", results_di
                       "test chrF": test["chrf"], "test BLEU (lc, tok)": test["lit_bleu"], "Δ vs base": d_base, "p vs base": p,
                       "+ coverage penalty": cov, "avg last ckpts": avg, "<unk> %": 100 * test["unk_rate"],
                       "minutes": r["train_minutes"], "tokens/s": r["tokens_per_s"],
-                      "machine": " ".join(filter(None, (r["machine"]["cpu"], r["machine"].get("cpu_capability"))))})
+                      "machine": r["machine"].get("gpu") or " ".join(filter(None, (r["machine"]["cpu"], r["machine"].get("cpu_capability"))))})
     return pd.DataFrame(lines).set_index("row").round(2)

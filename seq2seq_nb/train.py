@@ -601,7 +601,8 @@ def finish(self:Trainer, reason:str) -> dict:
     res = {"name": self.cfg.name, "reason": reason, "steps": self.step, "epochs": round(self.epoch + self.batch_in_epoch / max(len(self.sampler.batches()), 1), 2),
            "wall_minutes": round(self.train_time / 60, 2), "best_dev_bleu": self.best_bleu, "best_step": self.best_step,
            "device": str(self.device), "threads": torch.get_num_threads(), "processes": self.world,
-           "cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "git": self.git, "peak_rss_mb": round(self.peak_rss_mb())}
+           "cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "git": self.git, "peak_rss_mb": round(self.peak_rss_mb()),
+           "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
     if self.main and t.test_beam and (self.run_dir/"best.pt").exists():
         best = load_checkpoint(self.run_dir/"best.pt", self.device)
         self.model.load_state_dict(best["model"])
