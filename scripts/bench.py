@@ -201,20 +201,24 @@ def main():
            "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads, "torch": torch.__version__,
            "python": platform.python_version(), "config": args.config, "overrides": args.set}
     print(f"benchmarking {args.config} on {res['cpu']} ({args.threads} threads) ...", file=sys.stderr)
+    out = Path(args.out or ROOT/"bench"/"results"/f"{res['host']}-{res['date']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save = lambda: out.write_text(json.dumps(res, indent=2))   # after each task: a GPU lease or a session can end before the last
     if args.device == "cuda":
+        if not torch.cuda.is_available(): sys.exit("bench: --device cuda: this machine has no CUDA device (torch sees none)")
         res["gpu"], res["cuda"] = torch.cuda.get_device_name(), torch.version.cuda
         print(f"  on {res['gpu']} (CUDA {res['cuda']})", file=sys.stderr)
-    res["matmul"] = child("matmul", args, env=env)
-    res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env)
+    res["matmul"] = child("matmul", args, env=env); save()
+    res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env); save()
     emulated = args.device == "cpu" and res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
     res["train_bf16"] = child("train", args, ["--precision", "bf16"] + (["--max-tokens", "300", "--repeats", "1", "--steps", "1",
                                               "--warmup", "1"] if emulated else []), env=env)
-    res["train_bf16"]["emulated"] = emulated
+    res["train_bf16"]["emulated"] = emulated; save()
     flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
     res["train_flops_per_token"] = flops
     res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9)
     if args.device == "cuda":                                  # fp16 autocast with loss scaling (GradScaler): CUDA only
-        res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env)
+        res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env); save()
         res["mfu_bf16"] = flops * res["train_bf16"]["tokens_per_s"] / (res["matmul"]["bf16"]["gflops"] * 1e9)
     if not args.no_levers and args.device == "cpu":
         lever = lambda extra, e: {k: v for k, v in child("train", args, extra, env=e).items() if k in ("tokens_per_s", "peak_rss_mb")}
@@ -226,9 +230,7 @@ def main():
         }
     if Path(args.ckpt).exists(): res["decode"] = child("decode", args, env=env)
     else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train`)", file=sys.stderr)
-    out = Path(args.out or ROOT/"bench"/"results"/f"{res['host']}-{res['date']}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))                  # written before the long JoeyNMT mode, again after it
+    save()                                                     # before the long JoeyNMT mode, again after it
     if args.joeynmt:
         sys.path.insert(0, str(ROOT/"scripts"))
         from joeynmt_bench import run as joey_run

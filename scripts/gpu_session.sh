@@ -65,7 +65,7 @@ if [ "$MODE" = start ]; then
   nvidia-smi -L; python3 -c "import torch, sentencepiece, sacrebleu, fastcore, sacremoses; print('torch', torch.__version__, torch.version.cuda)"
   nproc; rm -f "$W/jobs"
   timeout 200 python3 scripts/bench.py --device cuda --threads 1 --ckpt .gpu/base_cpu.pt --steps 10 --repeats 3 \
-      --decode-repeats 1 --single-sentences 20 --out bench/results/gpu-$(date +%F).json 2>&1 | tail -n 25
+      --decode-repeats 1 --single-sentences 20 --out bench/results/gpu-$(date +%F).json 2>&1 | tee "$W/logs/bench.log" | tail -n 25
   G=(python3 scripts/experiments.py --runs-dir runs/experiments --results-dir experiments/gpu/results "${ONE[@]}")
   C=(python3 scripts/experiments.py --configs-dir configs/best_candidates --runs-dir runs/candidates --results-dir experiments/gpu/candidates "${ONE[@]}")
   job lowres_chain 0 "${G[@]}" --rows lowres_pretrain,lowres_finetune

@@ -36,3 +36,32 @@ def test_analytic_training_flops_match_counted(overrides):
     counted = fc.get_total_flops() / (B * T)
     analytic = train_flops_per_target_token(cfg, src_per_tgt=S / T, attn_span=S)
     assert abs(analytic / counted - 1) < 0.02, (analytic, counted)
+
+
+def _result(gpu:bool) -> dict:
+    "A benchmark result of the shape `main` writes (figures made up: only the table's wording is under test)."
+    train = {"tokens_per_s": 1000.0, "padding": {"tgt": 0.01, "src": 0.05}, "peak_rss_mb": 900.0, **({"peak_gpu_mb": 800.0} if gpu else {})}
+    r = {"cpu": "Some CPU", "capability": "AVX2", "threads": 1, "torch": "2.x",
+         "matmul": {"fp32": {"gflops": 50.0}, "bf16": {"gflops": 400.0}}, "train_fp32": train,
+         "train_bf16": {"tokens_per_s": 1500.0, "emulated": False}, "train_flops_per_token": 3e7, "mfu_fp32": 0.6}
+    if gpu:
+        r.update(gpu="Some GPU", cuda="13.0", train_fp16={"tokens_per_s": 2000.0}, mfu_bf16=0.1)
+        r["matmul"].update(tf32={"gflops": 300.0}, fp16={"gflops": 700.0})
+    return r
+
+
+def test_the_table_names_the_gpu_and_every_precision_it_measured():
+    import re
+    from bench import table
+    cpu, gpu = (re.sub(r" +", " ", table(_result(g))) for g in (False, True))     # cells are padded to the widest
+    assert "GPU" not in cpu and "fp16" not in cpu and "matmul fp32 / bf16 | 50 / 400 GFLOP/s" in cpu
+    assert "| GPU " in gpu and "Some GPU (CUDA 13.0)" in gpu and "matmul fp32 / bf16 / tf32 / fp16 | 50 / 400 / 300 / 700 GFLOP/s" in gpu
+    assert "2,000 target tokens/s (2.00x fp32)" in gpu and "peak GPU memory, training fp32 | 800 MB" in gpu
+
+
+def test_cuda_mode_on_a_machine_without_cuda_says_so(tmp_path):
+    import subprocess
+    if torch.cuda.is_available(): pytest.skip("this machine has CUDA")
+    r = subprocess.run([sys.executable, str(ROOT/"scripts/bench.py"), "--device", "cuda", "--out", str(tmp_path/"b.json")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 1 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr and not (tmp_path/"b.json").exists()
