@@ -74,3 +74,29 @@ def test_literature_tokenisation_matches_the_official_files(mirror_dir):
     raw = [l.rstrip("\n") for l in gzip.open(mirror_dir/"test_2016_flickr.fr.gz", "rt", encoding="utf-8")]
     ours, theirs = literature_tokenize(raw, "fr"), official.read_text(encoding="utf-8").splitlines()
     assert len(ours) == len(theirs) and sum(a != b for a, b in zip(ours, theirs)) <= 2
+
+
+def test_a_row_with_its_own_update_budget_keeps_it(tmp_path):
+    "The low-resource rows set train.max_steps: the grid's --epochs must not replace it (nor set the schedule's horizon)."
+    from seq2seq_nb.experiments import run_row
+    cfg = (ROOT/"configs/tiny.yaml").read_text().replace("  max_epochs: 3\n", "  max_epochs: 0\n  max_steps: 7\n")
+    assert "max_steps: 7" in cfg
+    (tmp_path/"own.yaml").write_text(cfg)
+    row = run_row(tmp_path/"own.yaml", tmp_path/"runs", tmp_path/"results", epochs=1, eval_subset=4, log=lambda m: None,
+                  overrides=[*QUICK, "train.save_every=0"])
+    assert row["steps"] == 7 and row["epochs"] < 1                      # its 7 updates, not the grid's 1 epoch
+    (tmp_path/"grid.yaml").write_text((ROOT/"configs/tiny.yaml").read_text())
+    row = run_row(tmp_path/"grid.yaml", tmp_path/"runs", tmp_path/"results", epochs=1, eval_subset=4, log=lambda m: None,
+                  overrides=[*QUICK, "train.save_every=0"])
+    assert row["epochs"] == 1 and row["steps"] > 7                      # an ordinary row: the grid's epoch
+
+
+def test_the_low_resource_pair_has_the_same_updates_and_best_yaml_its_length():
+    from seq2seq_nb.train import planned_steps
+    scratch, fine = (load_config(ROOT/f"configs/experiments/{n}.yaml").train for n in ("lowres_scratch", "lowres_finetune"))
+    assert scratch.max_steps == fine.max_steps > 0 and scratch.warmup_steps < scratch.max_steps
+    best = load_config(ROOT/"configs/best.yaml").train
+    assert planned_steps(best, steps_per_epoch=259) == best.max_steps == 10000 and best.test_beam == 5   # not 20 default epochs
+    for f in (ROOT/"configs/best_candidates").glob("*.yaml"):
+        t = load_config(f).train
+        assert t.max_steps and planned_steps(t, 259) == t.max_steps, f
