@@ -9,6 +9,7 @@ __all__ = ['masked_softmax', 'BahdanauAttention', 'plot_attention', 'AttentionMe
 # %% ../nbs/02_attention.ipynb #46aae18e
 from typing import NamedTuple
 
+from fastcore.basics import patch
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -128,36 +129,41 @@ class AttentionSeq2Seq(Seq2Seq):
         out = self.generator.features(out) if features else self.generator(out)  # one output product for all T
         return out, torch.stack(alphas, 1)
 
-    # -- the pieces ------------------------------------------------------------------------------
-    def _embed(self, y):
-        "`W_ie e(y) + b_ih`: the part of the RNN input projection that depends only on the previous word."
-        E = self.cfg.emb_dim
-        return F.linear(self.drop_emb(self.emb(y)), self.cell.weight_ih[:, :E], self.cell.bias_ih)
+# %% ../nbs/02_attention.ipynb #f0634094
+@patch
+def _embed(self:AttentionSeq2Seq, y):
+    "`W_ie e(y) + b_ih`: the part of the RNN input projection that depends only on the previous word."
+    E = self.cfg.emb_dim
+    return F.linear(self.drop_emb(self.emb(y)), self.cell.weight_ih[:, :E], self.cell.bias_ih)
 
-    def _step_weights(self):
-        "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
-        # built for every forward, and for every new memory when decoding (so in-place `.data` updates between two
-        # searches, EMA or weight averaging, are always seen; a cache keyed on the weights' versions missed them), never
-        # at every step: stacking copies ~7 MB of base-config weights, about 4% of a beam-5 step (ab_speed.py --task decode)
-        W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
-        return (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
-                self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
+@patch
+def _step_weights(self:AttentionSeq2Seq):
+    "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
+    # built for every forward, and for every new memory when decoding (so in-place `.data` updates between two
+    # searches, EMA or weight averaging, are always seen; a cache keyed on the weights' versions missed them), never
+    # at every step: stacking copies ~7 MB of base-config weights, about 4% of a beam-5 step (ab_speed.py --task decode)
+    W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
+    return (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
+            self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step
 
-    def _decoding_weights(self, memory):
-        "`_step_weights` for `step`: when decoding, built once per memory (a new `encode`, or a reordered batch), not per step."
-        if torch.is_grad_enabled(): return self._step_weights()
-        keys, weights = getattr(self, "_decoding", (None, None))
-        if keys is not memory.keys: keys, weights = memory.keys, self._step_weights(); self._decoding = (keys, weights)
-        return weights
+# %% ../nbs/02_attention.ipynb #5a20f6e0
+@patch
+def _decoding_weights(self:AttentionSeq2Seq, memory):
+    "`_step_weights` for `step`: when decoding, built once per memory (a new `encode`, or a reordered batch), not per step."
+    if torch.is_grad_enabled(): return self._step_weights()
+    keys, weights = getattr(self, "_decoding", (None, None))
+    if keys is not memory.keys: keys, weights = memory.keys, self._step_weights(); self._decoding = (keys, weights)
+    return weights
 
-    def _recur(self, gi_emb, state, memory, weights):
-        "One step of the recurrence given `gi_emb` (B, G·H_dec): returns the new state, context (B, 2·H_enc), alphas (B, S)."
-        W_s, b_s, W_ic = weights
-        gh, query = F.linear(state.h, W_s, b_s).split([W_s.shape[0] - self.cfg.attn_dim, self.cfg.attn_dim], -1)  # W_hh s + b_hh, W_a s
-        context, alphas = self.attention.attend(query, memory.keys, memory.enc_out, memory.src_mask)
-        gi = torch.addmm(gi_emb, context, W_ic.t())                            # + W_ic c_i
-        if state.c is None: return RNNState(gru_gates(gi, gh, state.h)), context, alphas
-        return RNNState(*lstm_gates(gi, gh, state.c)), context, alphas
+@patch
+def _recur(self:AttentionSeq2Seq, gi_emb, state, memory, weights):
+    "One step of the recurrence given `gi_emb` (B, G·H_dec): returns the new state, context (B, 2·H_enc), alphas (B, S)."
+    W_s, b_s, W_ic = weights
+    gh, query = F.linear(state.h, W_s, b_s).split([W_s.shape[0] - self.cfg.attn_dim, self.cfg.attn_dim], -1)  # W_hh s + b_hh, W_a s
+    context, alphas = self.attention.attend(query, memory.keys, memory.enc_out, memory.src_mask)
+    gi = torch.addmm(gi_emb, context, W_ic.t())                            # + W_ic c_i
+    if state.c is None: return RNNState(gru_gates(gi, gh, state.h)), context, alphas
+    return RNNState(*lstm_gates(gi, gh, state.c)), context, alphas
 
 # %% ../nbs/02_attention.ipynb #1ccc4aeb
 def attention_figure(model:Seq2Seq, tok, src_ids:list[int], tgt_ids:list[int]|None=None, ax=None, title:str=""):

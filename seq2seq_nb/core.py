@@ -40,6 +40,7 @@ def _type_name(tp) -> str:
     if tp is type(None): return "null"
     return getattr(tp, "__name__", str(tp))
 
+# %% ../nbs/99_core.ipynb #ce58577e
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 def _coerce(value, tp, key:str):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from fastcore.basics import patch
 import numpy as np
 import sentencepiece as spm
 import torch
@@ -269,30 +270,35 @@ class Tokenizer:
     def tgt_id_to_piece(self, ids) -> list[str]: return [self.tgt_sp.id_to_piece(int(i)) for i in ids]
     def src_id_to_piece(self, ids) -> list[str]: return [self.src_sp.id_to_piece(int(i)) for i in ids]
 
-    def decode_tgt(self, ids) -> str:
-        "Detokenized text of target ids: stops at the first `<eos>` and skips `<pad>`/`<bos>`."
-        ids = [int(i) for i in ids]
-        if EOS in ids: ids = ids[:ids.index(EOS)]
-        return self.tgt_sp.decode([i for i in ids if i not in (PAD, BOS)])
+# %% ../nbs/00_data.ipynb #66cfbcc3
+@patch
+def decode_tgt(self:Tokenizer, ids) -> str:
+    "Detokenized text of target ids: stops at the first `<eos>` and skips `<pad>`/`<bos>`."
+    ids = [int(i) for i in ids]
+    if EOS in ids: ids = ids[:ids.index(EOS)]
+    return self.tgt_sp.decode([i for i in ids if i not in (PAD, BOS)])
 
-    def state_dict(self) -> dict: return {"src_model": self.src_model, "tgt_model": self.tgt_model}
-    @classmethod
-    def from_state_dict(cls, d:dict) -> "Tokenizer": return cls(d["src_model"], d.get("tgt_model"))
+@patch
+def state_dict(self:Tokenizer) -> dict: return {"src_model": self.src_model, "tgt_model": self.tgt_model}
 
-    def save(self, folder) -> list[Path]:
-        "Write `spm.model` (joint) or `src.model` and `tgt.model` into `folder`."
-        folder = Path(folder); out = []
-        items = [("spm.model", self.src_model)] if self.joint else [("src.model", self.src_model), ("tgt.model", self.tgt_model)]
-        for name, blob in items:
-            with atomic_write(folder/name) as f: f.write(blob)
-            out.append(folder/name)
-        return out
+@patch(cls_method=True)
+def from_state_dict(cls:Tokenizer, d:dict) -> "Tokenizer": return cls(d["src_model"], d.get("tgt_model"))
 
-    @classmethod
-    def load(cls, folder) -> "Tokenizer":
-        folder = Path(folder)
-        if (folder/"spm.model").exists(): return cls((folder/"spm.model").read_bytes())
-        return cls((folder/"src.model").read_bytes(), (folder/"tgt.model").read_bytes())
+@patch
+def save(self:Tokenizer, folder) -> list[Path]:
+    "Write `spm.model` (joint) or `src.model` and `tgt.model` into `folder`."
+    folder = Path(folder); out = []
+    items = [("spm.model", self.src_model)] if self.joint else [("src.model", self.src_model), ("tgt.model", self.tgt_model)]
+    for name, blob in items:
+        with atomic_write(folder/name) as f: f.write(blob)
+        out.append(folder/name)
+    return out
+
+@patch(cls_method=True)
+def load(cls:Tokenizer, folder) -> "Tokenizer":
+    folder = Path(folder)
+    if (folder/"spm.model").exists(): return cls((folder/"spm.model").read_bytes())
+    return cls((folder/"src.model").read_bytes(), (folder/"tgt.model").read_bytes())
 
 # %% ../nbs/00_data.ipynb #44c494b2
 def unk_rate(ids:Sequence[Sequence[int]]) -> float:
@@ -356,29 +362,31 @@ class TokenBatchSampler(Sampler):
         return bool((self.max_tokens and size * max(s, t) > self.max_tokens)
                     or (self.max_sentences and size > self.max_sentences))
 
-    def batches(self, epoch:int|None=None) -> list[list[int]]:
-        "All of this rank's batches for `epoch`, in order."
-        epoch = self.epoch if epoch is None else epoch
-        if self._cache and self._cache[0] == epoch: return self._cache[1]
-        rng = random.Random(self.seed * 1_000_003 + epoch)
-        order = list(range(len(self.src_lens)))
-        if self.shuffle: rng.shuffle(order)
-        order.sort(key=lambda i: (self.tgt_lens[i], self.src_lens[i]))
-        out, cur, s_max, t_max = [], [], 0, 0
-        for i in order:
-            s, t = max(s_max, self.src_lens[i]), max(t_max, self.tgt_lens[i])
-            if cur and self._full(len(cur) + 1, s, t):
-                out.append(cur); cur, s, t = [], self.src_lens[i], self.tgt_lens[i]
-            cur.append(i); s_max, t_max = s, t
-        out.append(cur)
-        if self.shuffle: rng.shuffle(out)
-        if self.world_size > 1:
-            out = out[:len(out) // self.world_size * self.world_size][self.rank::self.world_size]
-        self._cache = (epoch, out)
-        return out
-
     def __iter__(self): yield from self.batches()[self.start:]
     def __len__(self): return len(self.batches()) - self.start
+
+# %% ../nbs/00_data.ipynb #1815720c
+@patch
+def batches(self:TokenBatchSampler, epoch:int|None=None) -> list[list[int]]:
+    "All of this rank's batches for `epoch`, in order."
+    epoch = self.epoch if epoch is None else epoch
+    if self._cache and self._cache[0] == epoch: return self._cache[1]
+    rng = random.Random(self.seed * 1_000_003 + epoch)
+    order = list(range(len(self.src_lens)))
+    if self.shuffle: rng.shuffle(order)
+    order.sort(key=lambda i: (self.tgt_lens[i], self.src_lens[i]))
+    out, cur, s_max, t_max = [], [], 0, 0
+    for i in order:
+        s, t = max(s_max, self.src_lens[i]), max(t_max, self.tgt_lens[i])
+        if cur and self._full(len(cur) + 1, s, t):
+            out.append(cur); cur, s, t = [], self.src_lens[i], self.tgt_lens[i]
+        cur.append(i); s_max, t_max = s, t
+    out.append(cur)
+    if self.shuffle: rng.shuffle(out)
+    if self.world_size > 1:
+        out = out[:len(out) // self.world_size * self.world_size][self.rank::self.world_size]
+    self._cache = (epoch, out)
+    return out
 
 # %% ../nbs/00_data.ipynb #a2fce9f1
 @dataclass

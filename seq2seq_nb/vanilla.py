@@ -84,6 +84,7 @@ def select_rows(tree, rows:torch.Tensor, dim:int=0):
                         "only tensors (and None) can be selected by row; override reorder_state/reorder_memory")
     return tree_map(pick, tree)
 
+# %% ../nbs/01_vanilla_seq2seq.ipynb #1952588b
 class Seq2Seq(nn.Module):
     "Base class of the encoder-decoders in this series: `encode`, `init_state`, `step`, `forward`, and their defaults."
     state_batch_dim = 0       # the batch axis of every tensor in the decoder state
