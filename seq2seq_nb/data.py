@@ -67,28 +67,34 @@ class DataConfig:
     max_sentences: int = 0          # at most this many sentences per batch (0 = no limit)
     num_workers: int = 0            # DataLoader worker processes
 
-    def __post_init__(self):
-        if self.corpus == "multi30k":
-            for k in ("src_lang", "tgt_lang"):
-                check(getattr(self, k) in MULTI30K_LANGS, k,
-                      f"{getattr(self, k)!r} is not a Multi30k language; valid: {', '.join(MULTI30K_LANGS)}")
-            check(self.src_lang != self.tgt_lang, "tgt_lang", "source and target language are the same")
-            for k in ("train_src", "train_tgt", "valid_src", "valid_tgt", "test_src", "test_tgt"):  # would be silently ignored
-                check(getattr(self, k) is None, k, "is set but data.corpus is multi30k, which ignores it; "
-                      "set data.corpus=files to use your own files")
-        else:
-            check(self.train_src is not None, "train_src", "corpus=files needs data.train_src (and data.train_tgt, or a TSV file)")
-        check(self.vocab_size >= 8, "vocab_size", f"must be >= 8, got {self.vocab_size}")
-        check(0 < self.character_coverage <= 1, "character_coverage", "must be in (0, 1]")
-        check(self.max_len >= 2, "max_len", f"must be >= 2, got {self.max_len}")
-        check(self.max_tokens >= 0 and self.max_sentences >= 0, "max_tokens", "batch limits must be >= 0")
-        check(self.max_tokens > 0 or self.max_sentences > 0, "max_tokens", "set max_tokens or max_sentences (both are 0)")
-        check(self.max_tokens == 0 or self.max_tokens > self.max_len, "max_tokens",
-              f"{self.max_tokens} is too small for sentences of max_len={self.max_len}; it must exceed max_len")
-        for k in ("train_skip", "train_subset", "valid_subset", "num_workers", "noise_shuffle"): check(getattr(self, k) >= 0, k, "must be >= 0")
-        for k in ("noise_mask", "noise_delete"): check(0 <= getattr(self, k) < 1, k, f"must be in [0, 1), got {getattr(self, k)}")
-        check(not self.denoise or self.joint_vocab, "denoise", "needs joint_vocab: true (the decoder writes both languages)")
-        check(not self.byte_fallback or self.vocab_size > 260, "vocab_size", "byte_fallback needs more than 256 byte pieces + 4 specials")
+    def __post_init__(self): _check_data_config(self)          # the checks: below
+
+
+# %% ../nbs/00_data.ipynb #582cedfc
+def _check_data_config(cfg:DataConfig):
+    "Raise `ConfigError` naming the key of the first invalid value of `cfg`."
+    if cfg.corpus == "multi30k":
+        for k in ("src_lang", "tgt_lang"):
+            check(getattr(cfg, k) in MULTI30K_LANGS, k,
+                  f"{getattr(cfg, k)!r} is not a Multi30k language; valid: {', '.join(MULTI30K_LANGS)}")
+        check(cfg.src_lang != cfg.tgt_lang, "tgt_lang", "source and target language are the same")
+        for k in ("train_src", "train_tgt", "valid_src", "valid_tgt", "test_src", "test_tgt"):  # would be silently ignored
+            check(getattr(cfg, k) is None, k, "is set but data.corpus is multi30k, which ignores it; "
+                  "set data.corpus=files to use your own files")
+    else:
+        check(cfg.train_src is not None, "train_src", "corpus=files needs data.train_src (and data.train_tgt, or a TSV file)")
+    check(cfg.vocab_size >= 8, "vocab_size", f"must be >= 8, got {cfg.vocab_size}")
+    check(0 < cfg.character_coverage <= 1, "character_coverage", "must be in (0, 1]")
+    check(cfg.max_len >= 2, "max_len", f"must be >= 2, got {cfg.max_len}")
+    check(cfg.max_tokens >= 0 and cfg.max_sentences >= 0, "max_tokens", "batch limits must be >= 0")
+    check(cfg.max_tokens > 0 or cfg.max_sentences > 0, "max_tokens", "set max_tokens or max_sentences (both are 0)")
+    check(cfg.max_tokens == 0 or cfg.max_tokens > cfg.max_len, "max_tokens",
+          f"{cfg.max_tokens} is too small for sentences of max_len={cfg.max_len}; it must exceed max_len")
+    for k in ("train_skip", "train_subset", "valid_subset", "num_workers", "noise_shuffle"): check(getattr(cfg, k) >= 0, k, "must be >= 0")
+    for k in ("noise_mask", "noise_delete"): check(0 <= getattr(cfg, k) < 1, k, f"must be in [0, 1), got {getattr(cfg, k)}")
+    check(not cfg.denoise or cfg.joint_vocab, "denoise", "needs joint_vocab: true (the decoder writes both languages)")
+    check(not cfg.byte_fallback or cfg.vocab_size > 260, "vocab_size", "byte_fallback needs more than 256 byte pieces + 4 specials")
+
 
 # %% ../nbs/00_data.ipynb #1303a5d9
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"

@@ -65,18 +65,24 @@ class TrainConfig:
     tensorboard: bool = True
     init_from: str|None = None    # start from this checkpoint's weights and subword model (fine-tuning after pretraining, 08)
 
-    def __post_init__(self):
-        for k in ("threads", "warmup_steps", "decay_steps", "max_steps", "max_epochs", "eval_every", "eval_sentences",
-                  "test_beam", "patience", "save_every"):
-            check(getattr(self, k) >= 0, k, f"must be >= 0, got {getattr(self, k)}")
-        for k in ("accum_steps", "eval_beam", "log_every", "loss_chunk"): check(getattr(self, k) >= 1, k, f"must be >= 1, got {getattr(self, k)}")
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(0 <= self.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
-        check(all(0 <= b < 1 for b in self.betas), "betas", f"must be in [0, 1), got {self.betas}")
-        check(self.max_steps or self.max_epochs or self.max_minutes, "max_epochs", "set max_steps, max_epochs or max_minutes: the run would never stop")
-        check(self.schedule != "cosine" or self.decay_steps or self.max_epochs or self.max_steps, "decay_steps",
-              "a cosine schedule needs the run's planned length: set train.max_epochs, train.max_steps or train.decay_steps "
-              "(max_minutes is a stop limit, not a length)")
+    def __post_init__(self): _check_train_config(self)          # the checks: below
+
+
+# %% ../nbs/03_train_at_scale.ipynb #84635d67
+def _check_train_config(cfg:TrainConfig):
+    "Raise `ConfigError` naming the key of the first invalid value of `cfg`."
+    for k in ("threads", "warmup_steps", "decay_steps", "max_steps", "max_epochs", "eval_every", "eval_sentences",
+              "test_beam", "patience", "save_every"):
+        check(getattr(cfg, k) >= 0, k, f"must be >= 0, got {getattr(cfg, k)}")
+    for k in ("accum_steps", "eval_beam", "log_every", "loss_chunk"): check(getattr(cfg, k) >= 1, k, f"must be >= 1, got {getattr(cfg, k)}")
+    check(cfg.lr > 0, "lr", f"must be > 0, got {cfg.lr}")
+    check(0 <= cfg.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {cfg.label_smoothing}")
+    check(all(0 <= b < 1 for b in cfg.betas), "betas", f"must be in [0, 1), got {cfg.betas}")
+    check(cfg.max_steps or cfg.max_epochs or cfg.max_minutes, "max_epochs", "set max_steps, max_epochs or max_minutes: the run would never stop")
+    check(cfg.schedule != "cosine" or cfg.decay_steps or cfg.max_epochs or cfg.max_steps, "decay_steps",
+          "a cosine schedule needs the run's planned length: set train.max_epochs, train.max_steps or train.decay_steps "
+          "(max_minutes is a stop limit, not a length)")
+
 
 # %% ../nbs/03_train_at_scale.ipynb #21e9cf6f
 @dataclass
