@@ -106,7 +106,8 @@ def task_decode(args):
         for _ in range(n_rep):
             _sync(args); t0 = time.perf_counter(); res = fn(); _sync(args); ts.append(time.perf_counter() - t0)
         return statistics.median(ts), res
-    decode_corpus(model, src[:64], batch_size=64)                                   # warm-up
+    decode_corpus(model, src[:64], batch_size=64)                                   # warm-up, greedy and beam
+    decode_corpus(model, src[:64], beam_search_fn(beam=5), batch_size=64)
     rows, step = [0], model.step                                                     # count the hypotheses each step computes
     model.step = lambda y, state, memory: (rows.__setitem__(0, rows[0] + len(y)), step(y, state, memory))[1]
     for name, search in (("greedy", greedy_search), ("beam5", beam_search_fn(beam=5))):
@@ -209,17 +210,19 @@ def main():
         res["gpu"], res["cuda"] = torch.cuda.get_device_name(), torch.version.cuda
         print(f"  on {res['gpu']} (CUDA {res['cuda']})", file=sys.stderr)
     res["matmul"] = child("matmul", args, env=env); save()
-    res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env); save()
+    res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env)
+    flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
+    res["train_flops_per_token"] = flops
+    res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9); save()
     emulated = args.device == "cpu" and res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
     res["train_bf16"] = child("train", args, ["--precision", "bf16"] + (["--max-tokens", "300", "--repeats", "1", "--steps", "1",
                                               "--warmup", "1"] if emulated else []), env=env)
-    res["train_bf16"]["emulated"] = emulated; save()
-    flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
-    res["train_flops_per_token"] = flops
-    res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9)
+    res["train_bf16"]["emulated"] = emulated
+    if args.device == "cuda":
+        res["mfu_bf16"] = flops * res["train_bf16"]["tokens_per_s"] / (res["matmul"]["bf16"]["gflops"] * 1e9)
+    save()
     if args.device == "cuda":                                  # fp16 autocast with loss scaling (GradScaler): CUDA only
         res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env); save()
-        res["mfu_bf16"] = flops * res["train_bf16"]["tokens_per_s"] / (res["matmul"]["bf16"]["gflops"] * 1e9)
     if not args.no_levers and args.device == "cpu":
         lever = lambda extra, e: {k: v for k, v in child("train", args, extra, env=e).items() if k in ("tokens_per_s", "peak_rss_mb")}
         res["levers"] = {                                    # each against train_fp32: tokens/s and peak memory

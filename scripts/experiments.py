@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     p.add_argument("--configs", nargs="*", help="config files (default: the grid in --configs-dir)")
     p.add_argument("--configs-dir", default="configs/experiments")
     p.add_argument("--rows", help="comma-separated row names to run (default: all)")
-    p.add_argument("--epochs", type=int, default=8, help="epochs of every row (default 8)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs of every row (default 8) but those whose config sets train.max_steps (the low-resource rows)")
     p.add_argument("--runs-dir", default="runs/experiments", help="checkpoints and logs (not committed)")
     p.add_argument("--results-dir", default="experiments/results", help="result files (committed)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every row")

@@ -16,7 +16,8 @@
 set -u
 MODE=${1:-start}; SECS=${2:-540}
 OUT=${OUT:-/tmp/gpu_out}; W=/tmp/gpu_work; mkdir -p "$OUT" "$W/logs"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || { echo "gpu_session: installing .whl/ failed" >&2; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD SEQ2SEQ_DATA_MIRROR=$PWD/.gpu/multi30k PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 ONE=(--set train.threads=1 --set train.tensorboard=false)
 
@@ -34,7 +35,7 @@ W, OUT = Path(sys.argv[1]), Path(sys.argv[2])
 with tarfile.open(OUT/"gpu_results.tgz", "w:gz") as t:
     for p in [*Path("experiments/gpu").rglob("*"), *W.glob("logs/*.log"), *Path("bench/results").glob("gpu-*.json")]:
         if p.is_file(): t.add(p)
-    for run in [*Path("runs").glob("*/*"), Path("runs/gpu/base")]:
+    for run in Path("runs").glob("*/*"):
         for f in ("metrics.jsonl", "results.json", "config.yaml"):
             if (run/f).is_file(): t.add(run/f)
 for name, run in (("coverage", "runs/experiments/coverage"),):   # for 08's attention side by side
@@ -63,7 +64,11 @@ watch() {  # until every job has ended or $1 seconds after this script's start; 
 
 if [ "$MODE" = start ]; then
   nvidia-smi -L; python3 -c "import torch, sentencepiece, sacrebleu, fastcore, sacremoses; print('torch', torch.__version__, torch.version.cuda)"
-  nproc; rm -f "$W/jobs"
+  nproc
+  if [ -f "$W/jobs" ]; then          # a second start on a warm machine would run every job twice into the same folders
+    while read -r name pid; do kill -0 "$pid" 2>/dev/null && { echo "gpu_session: $name is still running; use collect" >&2; exit 1; }; done < "$W/jobs"
+    rm -f "$W/jobs"
+  fi
   timeout 200 python3 scripts/bench.py --device cuda --threads 1 --ckpt .gpu/base_cpu.pt --steps 10 --repeats 3 \
       --decode-repeats 1 --single-sentences 20 --out bench/results/gpu-$(date +%F).json 2>&1 | tee "$W/logs/bench.log" | tail -n 25
   G=(python3 scripts/experiments.py --runs-dir runs/experiments --results-dir experiments/gpu/results "${ONE[@]}")

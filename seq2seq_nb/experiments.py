@@ -147,7 +147,8 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     if out.exists(): log(f"{cfg.name}: done ({out}), skipping"); return json.loads(out.read_text())
     res = train_row(cfg, run_dir, log)
     log(f"{cfg.name}: scoring")
-    tr = Translator.from_checkpoint(run_dir/"best.pt", res["device"])      # score where it trained (a GPU if it had one)
+    device = res["device"] if res["device"] == "cpu" or torch.cuda.is_available() else "cpu"   # where it trained, if here
+    tr = Translator.from_checkpoint(run_dir/"best.pt", device)
     splits = {s: load_split(tr.cfg.data, s) for s in ("valid", "test")}
     variants = {k: v for k, v in VARIANTS.items() if v.coverage == 0 or _has_attention(tr)}
     row, hyps = {"scores": {}}, {}

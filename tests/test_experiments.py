@@ -79,12 +79,15 @@ def test_literature_tokenisation_matches_the_official_files(mirror_dir):
 def test_a_row_with_its_own_update_budget_keeps_it(tmp_path):
     "The low-resource rows set train.max_steps: the grid's --epochs must not replace it (nor set the schedule's horizon)."
     from seq2seq_nb.experiments import run_row
-    cfg = (ROOT/"configs/tiny.yaml").read_text().replace("  max_epochs: 3\n", "  max_epochs: 0\n  max_steps: 7\n")
-    assert "max_steps: 7" in cfg
+    from seq2seq_nb.train import planned_steps
+    cfg = (ROOT/"configs/tiny.yaml").read_text().replace("  max_epochs: 3\n", "  max_epochs: 3\n  max_steps: 7\n")
+    assert "max_steps: 7" in cfg                                        # and max_epochs: 3, which the runner must drop
     (tmp_path/"own.yaml").write_text(cfg)
     row = run_row(tmp_path/"own.yaml", tmp_path/"runs", tmp_path/"results", epochs=1, eval_subset=4, log=lambda m: None,
                   overrides=[*QUICK, "train.save_every=0"])
     assert row["steps"] == 7 and row["epochs"] < 1                      # its 7 updates, not the grid's 1 epoch
+    ran = load_config(tmp_path/"runs/own/config.yaml").train
+    assert ran.max_epochs == 0 and planned_steps(ran, steps_per_epoch=21) == 7   # the schedule spans those 7 updates
     (tmp_path/"grid.yaml").write_text((ROOT/"configs/tiny.yaml").read_text())
     row = run_row(tmp_path/"grid.yaml", tmp_path/"runs", tmp_path/"results", epochs=1, eval_subset=4, log=lambda m: None,
                   overrides=[*QUICK, "train.save_every=0"])
