@@ -244,11 +244,11 @@ def setup_runtime(cfg) -> torch.device:
     if cfg.precision == "fp16" and device.type != "cuda":
         raise ConfigError("fp16 needs a CUDA device (loss scaling); use bf16 or fp32 on the CPU", "train.precision")
     if cfg.precision == "auto": cfg.precision = "bf16" if bf16_is_faster(device) else "fp32"   # recorded in config.yaml
-    if device.type == "cuda":          # fp32 means fp32: no TF32 in matmuls (torch's default) nor in cuDNN (its default allows it)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.precision != "fp32"
     elif cfg.precision == "bf16" and not bf16_is_faster(device):
         warnings.warn(f"bf16 runs slower than fp32 on this {device.type} (no fast bf16 matrix products: "
                       f"{bf16_is_faster.last}); see the benchmark in the README")
+    if device.type == "cuda":          # fp32 means fp32: no TF32 in matmuls (torch's default) nor in cuDNN (its default allows it)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.precision != "fp32"
     return device
 
 def autocast(device:torch.device, precision:str):

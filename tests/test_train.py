@@ -264,3 +264,25 @@ def test_checkpoint_time_includes_the_evaluation_that_wrote_it(tmp_path, multi30
     assert res["wall_minutes"] * 60 - saved < 0.9, (res["wall_minutes"], saved)         # was short by the 1.5 s evaluation
     again = Trainer(cfg, tmp_path/"run", resume=True, quiet=True).fit()
     assert again["reason"] == "already finished" and abs(again["wall_minutes"] - res["wall_minutes"]) <= 0.02
+
+
+def test_setup_runtime_on_cuda_sets_tf32_by_precision_and_still_warns_on_slow_bf16(monkeypatch):
+    "fp32 on CUDA turns TF32 off (matmul and cuDNN); bf16 on a GPU without bf16 still gets the warning. CUDA is faked."
+    import warnings
+    from seq2seq_nb.core import setup_runtime
+    from seq2seq_nb.train import TrainConfig
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda *a, **k: None)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        assert setup_runtime(TrainConfig(device="cuda", precision="fp32", threads=1)).type == "cuda"
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            setup_runtime(TrainConfig(device="cuda", precision="bf16", threads=1))
+        assert any("bf16 runs slower" in str(x.message) for x in w)
+        assert torch.backends.cudnn.allow_tf32                      # mixed precision: TF32 allowed again
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
