@@ -184,7 +184,9 @@ def main():
     p.add_argument("--max-tokens", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--no-levers", action="store_true", help="skip the side-by-side lever measurements")
     p.add_argument("--joeynmt", action="store_true", help="also benchmark JoeyNMT 2.3 (own venv) on the same data and sizes")
-    p.add_argument("--joey-updates", type=int, default=400, help="training updates for both toolkits in --joeynmt mode")
+    p.add_argument("--joey-updates", type=int, default=1000, help="training updates for both toolkits in --joeynmt mode")
+    p.add_argument("--joey-eval-every", type=int, default=100, help="dev evaluations (greedy) every N updates in --joeynmt mode")
+    p.add_argument("--joey-bleu", type=float, nargs="+", default=[15, 20, 25], help="dev BLEU levels for time-to-BLEU")
     p.add_argument("--out", help="JSON output (default bench/results/<host>-<date>.json)")
     args = p.parse_args()
 

@@ -1,4 +1,5 @@
-"""JoeyNMT side of `scripts/bench.py --joeynmt` (a separate, longer mode: about 30 minutes on 2 CPU cores).
+"""JoeyNMT side of `scripts/bench.py --joeynmt`: a separate, longer mode (about 75 minutes on 2 CPU cores with the
+defaults: JoeyNMT's 1,000 updates take most of it).
 
 JoeyNMT 2.3.0 is installed from PyPI into its own virtual environment (bench/.joeynmt-venv, torch 2.13.0
 first), never vendored. Both toolkits then get, in this same invocation:
@@ -7,24 +8,34 @@ first), never vendored. Both toolkits then get, in this same invocation:
     its `model_file` with the pieces as its vocabulary file;
   * the same sizes: embeddings 256, bidirectional GRU encoder 256 per direction, GRU decoder 512,
     Bahdanau-scored attention of size 512, a 512-unit tanh layer before the 8k output layer (JoeyNMT's
-    attentional vector; `readout_dim=512` here), dropout 0.3, label smoothing 0.1;
-  * the same batches budget (tokens per batch), threads, optimiser and number of updates.
+    attentional vector; `readout_dim=512` here), dropout 0.3, label smoothing 0.1, untied embeddings;
+  * the same batches budget (tokens per batch), threads, optimiser, learning-rate schedule (inverse square
+    root after the config's warm-up), number of updates and evaluations (greedy, the whole dev set, every
+    `--joey-eval-every` updates).
 Training throughput is each toolkit's own count of target tokens per second (JoeyNMT's log line
-"Tokens per Sec", the median after warm-up). Decoding speed is measured on test_2016_flickr, greedy and
-beam 5 (alpha 0.6, batches of 64 sentences, each toolkit's default output limit: JoeyNMT 1.5 x the longest
-source of the batch, ours 1.5 x each source + 10), with the models both toolkits trained for the same
-number of updates, and reported with each model's BLEU so that the quality level can be compared.
+"Tokens per Sec", the median after warm-up). Time to a dev BLEU is read from each run's own evaluation log:
+the wall-clock minutes from the first update to the start of the first evaluation that reaches that BLEU
+(the updates so far and the earlier evaluations; JoeyNMT: its train.log timestamps, from the "EPOCH 1" line to
+the evaluation's "Predicting" line; ours: the evaluation record's `time`, to within one update).
+Decoding is measured on test_2016_flickr with each toolkit's best-dev checkpoint (models that translate, so
+that sentences/s compares decoders rather than output lengths): greedy and beam 5 (alpha 0.6, batches of 64
+sentences, each toolkit's default output limit: JoeyNMT 1.5 x the longest source of the batch, ours
+1.5 x each source + 10), one warm-up pass, then the median of `--decode-repeats` timed passes (JoeyNMT's own
+"Generation took" timing, which excludes scoring; ours times `decode_corpus`). Beside sentences/s: BLEU,
+the mean output length in subwords (JoeyNMT's detokenized output re-encoded with the shared SentencePiece
+model) and hypothesis-steps per second: the rows each toolkit's decoder actually computes (sentences x open
+beams x steps, counted by wrapping the decoder's forward), per second.
 Batching differs as each toolkit does it: JoeyNMT fills random batches up to the token budget counting
 padding (max(source, target) length x sentences), this project fills length-bucketed batches.
 """
 import json, os, re, shutil, statistics, subprocess, sys, time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT/"bench"/".joeynmt-venv"
 WORK = ROOT/"bench"/".joeynmt-work"
-MATCHED = ["model.attn_dim=512", "model.readout_dim=512", "model.tie_embeddings=false",
-           "train.warmup_steps=100"]                    # a short run: warm up quickly so that both models translate something
+MATCHED = ["model.attn_dim=512", "model.readout_dim=512", "model.tie_embeddings=false"]
 
 
 def ensure_venv() -> Path:
@@ -54,7 +65,7 @@ def prepare_data(cfg) -> dict:
     return paths
 
 
-def joey_config(cfg, paths, updates, beam:int=5, load_model=None) -> str:
+def joey_config(cfg, paths, updates, eval_every, beam:int=5, load_model=None) -> str:
     d, m, t = cfg.data, cfg.model, cfg.train
     side = lambda lang: {"lang": lang, "level": "bpe", "lowercase": False, "max_length": d.max_len, "voc_file": str(WORK/"vocab.txt"),
                          "tokenizer_type": "sentencepiece", "tokenizer_cfg": {"model_file": str(WORK/"spm.model")}}
@@ -70,7 +81,8 @@ def joey_config(cfg, paths, updates, beam:int=5, load_model=None) -> str:
         "training": {"random_seed": t.seed, "optimizer": "adam", "adam_betas": list(t.betas), "learning_rate": t.lr,
                      "scheduling": "warmupinversesquareroot", "learning_rate_warmup": t.warmup_steps,
                      "batch_size": d.max_tokens, "batch_type": "token", "epochs": 100, "updates": updates,
-                     "logging_freq": 10, "validation_freq": 10 ** 9, "model_dir": str(WORK/"model"), "overwrite": True,
+                     "logging_freq": 10, "validation_freq": eval_every, "early_stopping_metric": "bleu",
+                     "model_dir": str(WORK/"model"), "overwrite": True,
                      "shuffle": True, "use_cuda": False, "label_smoothing": t.label_smoothing, "normalization": "tokens",
                      "clip_grad_norm": t.clip_norm, "num_workers": 0, "keep_best_ckpts": 1, "print_valid_sents": []},
         "model": {"encoder": {"type": "recurrent", "rnn_type": "gru", "embeddings": {"embedding_dim": m.emb_dim},
@@ -80,61 +92,171 @@ def joey_config(cfg, paths, updates, beam:int=5, load_model=None) -> str:
                               "hidden_dropout": m.dropout_rnn, "num_layers": 1, "input_feeding": True, "init_hidden": "bridge"}},
     }
     import yaml
-    p = WORK/"joey.yaml"; p.write_text(yaml.safe_dump(conf, sort_keys=False))
+    p = WORK/f"joey_beam{beam}.yaml"; p.write_text(yaml.safe_dump(conf, sort_keys=False))
     return str(p)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# reading the two toolkits' logs
+_TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+
+
+def _when(ts: str) -> float: return datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def joey_evals(train_log: str, validations: str) -> list:
+    """JoeyNMT's evaluations during training: [{step, bleu, minutes}], minutes from its "EPOCH 1" log line to the start of
+    each evaluation (its "Predicting N example(s)" line: JoeyNMT's "Evaluation result" duration covers the scoring only).
+    Steps and BLEU from validations.txt, in the same order."""
+    start = re.search(_TS + r" - \w+ - joeynmt\.training - EPOCH 1\s*$", train_log, re.M)
+    if not start: raise ValueError("JoeyNMT train.log: no 'EPOCH 1' line (did training start?)")
+    starts = [_when(ts) for ts in re.findall(_TS + r" - \w+ - joeynmt\.prediction - Predicting \d+ example", train_log)]
+    rows = [(int(s), float(b)) for s, b in re.findall(r"^Steps: (\d+)\t.*?\bbleu: ([\d.]+)", validations, re.M)]
+    if len(starts) != len(rows): raise ValueError(f"JoeyNMT logs disagree: {len(starts)} evaluations in train.log, {len(rows)} in validations.txt")
+    t0 = _when(start.group(1))
+    return [{"step": s, "bleu": b, "minutes": (t - t0) / 60} for (s, b), t in zip(rows, starts)]
+
+
+def joey_train_rate(train_log: str) -> float:
+    "Median of JoeyNMT's 'Tokens per Sec' log lines after the first third (warm-up)."
+    rates = [float(x) for x in re.findall(r"Tokens per Sec:\s+([\d.]+)", train_log)]
+    if not rates: raise ValueError("JoeyNMT train.log: no 'Tokens per Sec' lines")
+    return statistics.median(rates[len(rates) // 3:])
+
+
+def our_evals(metrics_jsonl: str) -> list:
+    "Our evaluations: [{step, bleu, minutes}] from metrics.jsonl's eval records (`time`: seconds since the first update)."
+    recs = [json.loads(l) for l in metrics_jsonl.splitlines() if l.strip()]
+    return [{"step": r["step"], "bleu": r["bleu"], "minutes": r["time"] / 60} for r in recs if r["kind"] == "eval"]
+
+
+def time_to_bleu(evals: list, bleu: float):
+    "Minutes until the first evaluation at or above `bleu` (None when no evaluation reached it)."
+    return next((e["minutes"] for e in evals if e["bleu"] >= bleu), None)
+
+
+def compare_time_to_bleu(joey: list, ours: list, thresholds) -> dict:
+    out = {}
+    for x in thresholds:
+        j, o = time_to_bleu(joey, x), time_to_bleu(ours, x)
+        out[f"{x:g}"] = {"joeynmt_minutes": j, "ours_minutes": o, "ratio": j / o if j is not None and o else None}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# JoeyNMT decoding, timed and counted in its own venv
+JOEY_DECODE = r'''
+import json, logging, statistics, sys
+import sentencepiece as spm
+from joeynmt.config import load_config, parse_global_args
+from joeynmt.prediction import prepare, predict
+import joeynmt.decoders as D
+cfg_file, repeats, spm_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+args = parse_global_args(load_config(cfg_file), rank=0, mode="test")
+model, _, _, test = prepare(args, rank=0, mode="test")
+rows, durs = [0], []
+fwd = D.RecurrentDecoder.forward
+def counted(self, trg_embed, *a, **k):                 # one call per decoding step: rows = open hypotheses
+    rows[0] += trg_embed.size(0) * trg_embed.size(1)
+    return fwd(self, trg_embed, *a, **k)
+D.RecurrentDecoder.forward = counted
+class Timing(logging.Handler):
+    def emit(self, r):
+        m = r.getMessage()
+        if m.startswith("Generation took"): durs.append(float(m.split()[2].split("[")[0]))
+log = logging.getLogger("joeynmt.prediction"); log.addHandler(Timing()); log.setLevel(logging.INFO)
+def once():
+    test.reset_indices(random_subset=-1)
+    return predict(model=model, data=test, compute_loss=False, device=args.device, rank=0, n_gpu=args.n_gpu,
+                   num_workers=args.num_workers, normalization=args.train.normalization, args=args.test, autocast=args.autocast)
+once()                                                  # warm-up
+rows[0], durs[:] = 0, []
+for _ in range(repeats): scores, _, hyps, *_ = once()
+t = statistics.median(durs)
+sp = spm.SentencePieceProcessor(model_file=spm_file)
+print(json.dumps({"sent_per_s": len(hyps) / t, "bleu": scores["bleu"], "sentences": len(hyps),
+                  "mean_len": sum(len(sp.encode(h)) for h in hyps) / len(hyps), "hyp_steps_per_s": rows[0] / repeats / t}))
+'''
+
+
+def joey_decode(py, cfg_path, repeats, env) -> dict:
+    (WORK/"joey_decode.py").write_text(JOEY_DECODE)
+    r = subprocess.run([py, WORK/"joey_decode.py", cfg_path, str(repeats), WORK/"spm.model"], capture_output=True, text=True,
+                       env=env, cwd=WORK)
+    if r.returncode: sys.exit(f"bench: JoeyNMT decoding failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def run(args, ours) -> dict:
-    "Train and decode with both toolkits, matched; returns figures and ratios (ours / JoeyNMT)."
+    "Train both toolkits matched, read time-to-BLEU from their logs, decode with both; figures and ratios (ours / JoeyNMT)."
     from seq2seq_nb.train import load_config
     py = ensure_venv()
     cfg = load_config(args.config, list(args.set) + MATCHED)
     paths = prepare_data(cfg)
-    updates = args.joey_updates
+    updates, every = args.joey_updates, args.joey_eval_every
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     shutil.rmtree(WORK/"model", ignore_errors=True)
     t0 = time.time()
-    r = subprocess.run([py, "-m", "joeynmt", "train", joey_config(cfg, paths, updates), "--skip-test"], capture_output=True,
+    r = subprocess.run([py, "-m", "joeynmt", "train", joey_config(cfg, paths, updates, every), "--skip-test"], capture_output=True,
                        text=True, env=env, cwd=WORK)
     if r.returncode: sys.exit(f"bench: JoeyNMT training failed:\n{r.stderr[-3000:]}")
     log = (WORK/"model"/"train.log").read_text()
-    rates = [float(x) for x in re.findall(r"Tokens per Sec:\s+([\d.]+)", log)]
-    joey_train = statistics.median(rates[len(rates) // 3:])                 # after warm-up
-    print(f"  joeynmt train: {len(rates)} log lines, {time.time() - t0:.0f}s", file=sys.stderr)
-    ckpt = sorted((WORK/"model").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)[-1]
-    joey_dec, n_test = {}, len((WORK/"test.en").read_text(encoding="utf-8").splitlines())
-    for beam in (1, 5):
-        cfg_path = joey_config(cfg, paths, updates, beam=beam, load_model=ckpt)
-        (WORK/"model"/"test.log").unlink(missing_ok=True)
-        r = subprocess.run([py, "-m", "joeynmt", "test", cfg_path], capture_output=True, text=True, env=env, cwd=WORK)
-        out = r.stdout + r.stderr + ((WORK/"model"/"test.log").read_text() if (WORK/"model"/"test.log").exists() else "")
-        gens = [float(x) for x in re.findall(r"Generation took ([\d.]+)\[sec\]", out)]      # dev, then test
-        bleus = re.findall(r"Evaluation result \((?:beam search|greedy)\): bleu:\s+([\d.]+)", out)
-        if r.returncode or len(gens) < 2: sys.exit(f"bench: JoeyNMT test failed:\n{out[-3000:]}")
-        joey_dec[beam] = {"sent_per_s": n_test / gens[-1], "bleu": float(bleus[-1]) if bleus else None}
-    # ours, matched: same updates, then the same decoding
+    joey_train, j_evals = joey_train_rate(log), joey_evals(log, (WORK/"model"/"validations.txt").read_text())
+    print(f"  joeynmt train: {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in j_evals]}", file=sys.stderr)
     ours_run = WORK/"ours"
     shutil.rmtree(ours_run, ignore_errors=True)
-    o = list(args.set) + MATCHED + [f"train.max_steps={updates}", "train.max_epochs=0", "train.test_beam=0", "train.eval_sentences=1",
+    t0 = time.time()
+    o = list(args.set) + MATCHED + [f"train.max_steps={updates}", "train.max_epochs=0", "train.max_minutes=0", f"train.eval_every={every}",
+                                    "train.eval_beam=1", "train.eval_sentences=0", "train.patience=0", "train.test_beam=0",
                                     "train.schedule=inverse_sqrt", "train.tensorboard=false", "train.log_every=10", f"train.threads={args.threads}"]
     r = subprocess.run([sys.executable, "-m", "seq2seq_nb.train", "--config", args.config, "--run-dir", str(ours_run),
                         *sum((["--set", x] for x in o), [])], capture_output=True, text=True, env=env, cwd=ROOT)
     if r.returncode: sys.exit(f"bench: our matched training failed:\n{r.stderr[-3000:]}")
-    recs = [json.loads(l) for l in (ours_run/"metrics.jsonl").read_text().splitlines()]
+    metrics = (ours_run/"metrics.jsonl").read_text()
+    recs = [json.loads(l) for l in metrics.splitlines()]
     our_rates = [x["tokens_per_s"] for x in recs if x["kind"] == "train"]
-    our_train = statistics.median(our_rates[len(our_rates) // 3:])
-    dec_args = type(args)(**{**vars(args), "ckpt": str(ours_run/"last.pt")})
+    our_train, o_evals = statistics.median(our_rates[len(our_rates) // 3:]), our_evals(metrics)
+    print(f"  ours train: {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in o_evals]}", file=sys.stderr)
+    joey_dec = {b: joey_decode(py, joey_config(cfg, paths, updates, every, beam=b, load_model=WORK/"model"/"best.ckpt"),
+                               args.decode_repeats, env) for b in (1, 5)}
+    dec_args = type(args)(**{**vars(args), "ckpt": str(ours_run/"best.pt")})
     from bench import child
     our_dec = child("decode", dec_args, env={"OMP_NUM_THREADS": str(args.threads)})
-    res = {"updates": updates, "joeynmt_train_tokens_per_s": joey_train, "ours_train_tokens_per_s": our_train,
-           "joeynmt_decode": joey_dec, "ours_decode": {1: our_dec["greedy"], 5: our_dec["beam5"]},
-           "ratio_train": our_train / joey_train, "ratio_beam5": our_dec["beam5"]["sent_per_s"] / joey_dec[5]["sent_per_s"],
-           "ratio_greedy": our_dec["greedy"]["sent_per_s"] / joey_dec[1]["sent_per_s"]}
-    res["rows"] = {
-        "JoeyNMT 2.3 train (matched sizes)": f"{joey_train:,.0f} target tokens/s; ours {our_train:,.0f} ({res['ratio_train']:.2f}x)",
-        "JoeyNMT 2.3 beam 5": f"{joey_dec[5]['sent_per_s']:.1f} sentences/s (BLEU {joey_dec[5]['bleu']}); ours "
-                              f"{our_dec['beam5']['sent_per_s']:.1f} (BLEU {our_dec['beam5']['bleu']:.1f}), {res['ratio_beam5']:.2f}x",
-        "JoeyNMT 2.3 greedy": f"{joey_dec[1]['sent_per_s']:.1f} sentences/s (BLEU {joey_dec[1]['bleu']}); ours "
-                              f"{our_dec['greedy']['sent_per_s']:.1f} (BLEU {our_dec['greedy']['bleu']:.1f}), {res['ratio_greedy']:.2f}x",
-    }
+    our_dec = {1: our_dec["greedy"], 5: our_dec["beam5"]}
+    res = {"updates": updates, "eval_every": every, "joeynmt_train_tokens_per_s": joey_train, "ours_train_tokens_per_s": our_train,
+           "evals": {"joeynmt": j_evals, "ours": o_evals},
+           "time_to_bleu": compare_time_to_bleu(j_evals, o_evals, args.joey_bleu),
+           "joeynmt_decode": joey_dec, "ours_decode": our_dec,
+           "hyp_steps_per_s": {"joeynmt": {b: joey_dec[b]["hyp_steps_per_s"] for b in (1, 5)},
+                               "ours": {b: our_dec[b]["hyp_steps_per_s"] for b in (1, 5)}},
+           "length_ratio": {b: our_dec[b]["mean_len"] / joey_dec[b]["mean_len"] for b in (1, 5)},
+           "ratio_train": our_train / joey_train, "ratio_beam5": our_dec[5]["sent_per_s"] / joey_dec[5]["sent_per_s"],
+           "ratio_greedy": our_dec[1]["sent_per_s"] / joey_dec[1]["sent_per_s"]}
+    res["matched_quality"] = quality_matched(joey_dec, our_dec)
+    res["rows"] = rows(res)
     return res
+
+
+def quality_matched(joey_dec, our_dec, min_bleu=15.0, max_len_gap=0.10) -> bool:
+    "Both toolkits translate (test BLEU above `min_bleu`, greedy and beam) and their mean output lengths are within 10%."
+    return all(abs(our_dec[b]["mean_len"] / joey_dec[b]["mean_len"] - 1) <= max_len_gap + 1e-9 and
+               min(joey_dec[b]["bleu"], our_dec[b]["bleu"]) > min_bleu for b in joey_dec)
+
+
+def rows(res) -> dict:
+    "The benchmark table's JoeyNMT rows."
+    j, o = res["joeynmt_decode"], res["ours_decode"]
+    dec = lambda d: (f"{d['sent_per_s']:.1f} sentences/s, {d['hyp_steps_per_s']:,.0f} hyp-steps/s, BLEU {d['bleu']:.1f}, "
+                     f"{d['mean_len']:.1f} subwords/sentence")
+    out = {"JoeyNMT 2.3 train (matched sizes)": f"{res['joeynmt_train_tokens_per_s']:,.0f} target tokens/s; ours "
+                                                 f"{res['ours_train_tokens_per_s']:,.0f} ({res['ratio_train']:.2f}x)"}
+    for x, t in res["time_to_bleu"].items():
+        mins = lambda m: "not reached" if m is None else f"{m:.1f} min"
+        out[f"JoeyNMT 2.3 time to dev BLEU {x}"] = (f"{mins(t['joeynmt_minutes'])}; ours {mins(t['ours_minutes'])}"
+                                                    + (f" ({t['ratio']:.2f}x faster)" if t["ratio"] else ""))
+    for b, name in ((5, "beam 5"), (1, "greedy")):
+        out[f"JoeyNMT 2.3 {name} (best dev checkpoints, {res['updates']:,} updates)"] = (
+            f"{dec(j[b])}; ours {dec(o[b])}; {o[b]['sent_per_s'] / j[b]['sent_per_s']:.2f}x sentences/s, "
+            f"{o[b]['hyp_steps_per_s'] / j[b]['hyp_steps_per_s']:.2f}x hyp-steps/s")
+    if not res["matched_quality"]: out["JoeyNMT 2.3 warning"] = "quality not matched (a BLEU <= 15 or output lengths more than 10% apart)"
+    return out
