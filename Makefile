@@ -11,7 +11,7 @@ TRAIN_ARGS ?=      # e.g. TRAIN_ARGS=--resume to go on with a stopped run, or --
 # tests: one thread per process, one notebook worker (2 cores; oversubscription makes torch crawl)
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install train translate test check nbtest pytest export clean readme bench lab
+.PHONY: install train translate best test check nbtest pytest export clean readme bench lab
 
 $(BIN)/.installed: setup.py settings.ini requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ train: install
 translate: install
 	$(BIN)/python scripts/translate.py --ckpt $(RUN)/best.pt --split test --beam 5 --out $(RUN)/test.hyp
 	head -n 5 $(RUN)/test.hyp
+
+# configs/best.yaml (08): train or resume it, keep its last 4 evaluations' weights, pick the length penalty on dev,
+# score dev and test every way the grid does -> experiments/best/best.json (about 3 hours on 2 CPU cores; rerun to resume)
+best: install
+	$(BIN)/python scripts/experiments.py --configs configs/best.yaml --runs-dir runs --results-dir experiments/best --alphas 0.2 0.6 1.0 1.4
 
 test: install
 	$(MAKE) --no-print-directory check nbtest pytest

@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     p.add_argument("--results-dir", default="experiments/results", help="result files (committed)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
     p.add_argument("--eval-subset", type=int, default=0, help="score only the first N dev/test sentences (smoke tests)")
+    p.add_argument("--alphas", type=float, nargs="+", default=(), metavar="A",
+                   help="also pick the length-penalty alpha on dev among these and score with it (beam5_tuned)")
     p.add_argument("--list", action="store_true", help="list the rows and where each stands, then exit")
     a = p.parse_args(argv)
     configs = [Path(c) for c in a.configs] if a.configs else grid_configs(a.configs_dir)
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
             print(f"{c.stem:14} {c}  {state}")
         return 0
     try:
-        for c in configs: run_row(c, a.runs_dir, a.results_dir, a.epochs, a.overrides, a.eval_subset, log=lambda m: print(m, flush=True))
+        for c in configs: run_row(c, a.runs_dir, a.results_dir, a.epochs, a.overrides, a.eval_subset, log=lambda m: print(m, flush=True),
+                                 alphas=tuple(a.alphas))
     except Interrupted as e: print(e, file=sys.stderr); return 130
     except (ConfigError, DataError, CheckpointError) as e: print(f"error: {e}", file=sys.stderr); return 2
     return 0

@@ -1,5 +1,5 @@
-"""JoeyNMT side of `scripts/bench.py --joeynmt`: a separate, longer mode (about 75 minutes on 2 CPU cores with the
-defaults: JoeyNMT's 1,000 updates take most of it).
+"""JoeyNMT side of `scripts/bench.py --joeynmt`: a separate, longer mode (about 70 minutes on 2 CPU cores with the
+defaults; JoeyNMT's 1,000 updates take most of it).
 
 JoeyNMT 2.3.0 is installed from PyPI into its own virtual environment (bench/.joeynmt-venv, torch 2.13.0
 first), never vendored. Both toolkits then get, in this same invocation:
@@ -9,9 +9,15 @@ first), never vendored. Both toolkits then get, in this same invocation:
   * the same sizes: embeddings 256, bidirectional GRU encoder 256 per direction, GRU decoder 512,
     Bahdanau-scored attention of size 512, a 512-unit tanh layer before the 8k output layer (JoeyNMT's
     attentional vector; `readout_dim=512` here), dropout 0.3, label smoothing 0.1, untied embeddings;
-  * the same batches budget (tokens per batch), threads, optimiser, learning-rate schedule (inverse square
-    root after the config's warm-up), number of updates and evaluations (greedy, the whole dev set, every
-    `--joey-eval-every` updates).
+  * the same number of target tokens per update: JoeyNMT closes a random batch once (longest side + 1) x
+    sentences reaches its `batch_size`, padding included, which at our 2,000-token budget gives it about half
+    the target tokens of our length-bucketed batches; its `batch_size` is set by simulating its sampler on
+    the training data so that the mean target tokens per update match ours (within 2%);
+  * the same threads, optimiser, learning-rate schedule (linear warm-up over the config's steps, then inverse
+    square root; JoeyNMT's floor `learning_rate_min` set below any rate of the schedule; JoeyNMT sets the rate
+    after each update, so it runs one update behind ours and its very first update at the peak; checked on its log), number of updates
+    and evaluations (greedy, the whole dev set, every `--joey-eval-every` updates; dev batches of 128
+    sentences, our `decode_corpus` default).
 Training throughput is each toolkit's own count of target tokens per second (JoeyNMT's log line
 "Tokens per Sec", the median after warm-up). Time to a dev BLEU is read from each run's own evaluation log:
 the wall-clock minutes from the first update to the start of the first evaluation that reaches that BLEU
@@ -19,12 +25,15 @@ the wall-clock minutes from the first update to the start of the first evaluatio
 the evaluation's "Predicting" line; ours: the evaluation record's `time`, to within one update).
 Decoding is measured on test_2016_flickr with each toolkit's best-dev checkpoint (models that translate, so
 that sentences/s compares decoders rather than output lengths): greedy and beam 5 (alpha 0.6, batches of 64
-sentences, each toolkit's default output limit: JoeyNMT 1.5 x the longest source of the batch, ours
-1.5 x each source + 10), one warm-up pass, then the median of `--decode-repeats` timed passes (JoeyNMT's own
+sentences, made as each toolkit makes them: ours from the test set sorted by length, JoeyNMT's in file
+order, sorted within the batch; each toolkit's default output limit: JoeyNMT 1.5 x the longest source of the
+batch, ours 1.5 x each source + 10), one warm-up pass, then the median of `--decode-repeats` timed passes (JoeyNMT's own
 "Generation took" timing, which excludes scoring; ours times `decode_corpus`). Beside sentences/s: BLEU,
 the mean output length in subwords (JoeyNMT's detokenized output re-encoded with the shared SentencePiece
-model) and hypothesis-steps per second: the rows each toolkit's decoder actually computes (sentences x open
-beams x steps, counted by wrapping the decoder's forward), per second.
+model) and hypothesis-steps per second: the decoder rows each toolkit actually computes per second, counted by
+wrapping its decoder's step (sentences x beams x steps; JoeyNMT's greedy search and ours keep finished
+sentences in the batch until the batch ends, JoeyNMT's beam search keeps a sentence's finished hypotheses
+as rows until all of its beams end, ours computes only open hypotheses).
 Batching differs as each toolkit does it: JoeyNMT fills random batches up to the token budget counting
 padding (max(source, target) length x sentences), this project fills length-bucketed batches.
 """
@@ -50,7 +59,7 @@ def ensure_venv() -> Path:
 
 def prepare_data(cfg) -> dict:
     "Plain-text splits and the shared SentencePiece model/vocabulary in bench/.joeynmt-work."
-    from seq2seq_nb.data import Tokenizer, load_split
+    from seq2seq_nb.data import TokenBatchSampler, Tokenizer, encode_corpus, load_split
     WORK.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, name in (("train", "train"), ("valid", "dev"), ("test", "test")):
@@ -61,11 +70,36 @@ def prepare_data(cfg) -> dict:
         if split == "train": train = c
     tok = Tokenizer.train(train, cfg.data)
     tok.save(WORK)
+    enc = encode_corpus(tok, train, cfg.data.max_len, long="drop")      # what our trainer batches
+    ours = TokenBatchSampler([len(x) for x in enc.src], [len(x) for x in enc.tgt], cfg.data.max_tokens, shuffle=False).batches()
+    paths["ours_target_per_update"] = sum(len(enc.tgt[i]) + 1 for b in ours for i in b) / len(ours)
+    paths["lengths"] = ([len(x) - 1 for x in enc.src], [len(x) for x in enc.tgt])   # JoeyNMT's view: subwords without end markers
     (WORK/"vocab.txt").write_text("".join(tok.src_sp.id_to_piece(i) + "\n" for i in range(tok.src_vocab_size)), encoding="utf-8")
     return paths
 
 
-def joey_config(cfg, paths, updates, eval_every, beam:int=5, load_model=None) -> str:
+def joey_target_tokens_per_batch(src_lens, tgt_lens, budget:int, seed:int=0) -> float:
+    """Mean target tokens (with <eos>) per batch of JoeyNMT 2.3's TokenBatchSampler at `budget`: random order, a batch
+    closes once max(len(src) + 1, len(trg) + 1) x sentences >= budget. Lengths in subwords, without end markers."""
+    import random
+    order = random.Random(seed).sample(range(len(src_lens)), len(src_lens))
+    n_batches = n_tgt = longest = size = 0
+    for i in order:
+        longest, size = max(longest, src_lens[i] + 1, tgt_lens[i] + 1), size + 1
+        n_tgt += tgt_lens[i] + 1
+        if longest * size >= budget: n_batches, longest, size = n_batches + 1, 0, 0
+    return n_tgt / (n_batches + (size > 0))
+
+
+def matched_joey_batch_size(src_lens, tgt_lens, target_per_update:float, start:int) -> int:
+    "JoeyNMT's `batch_size` whose batches hold `target_per_update` target tokens on average (a few fixed-point steps)."
+    b = start
+    for _ in range(6):
+        b = max(1, round(b * target_per_update / joey_target_tokens_per_batch(src_lens, tgt_lens, b)))
+    return b
+
+
+def joey_config(cfg, paths, updates, eval_every, beam:int=5, load_model=None, batch_size:int=0) -> str:
     d, m, t = cfg.data, cfg.model, cfg.train
     side = lambda lang: {"lang": lang, "level": "bpe", "lowercase": False, "max_length": d.max_len, "voc_file": str(WORK/"vocab.txt"),
                          "tokenizer_type": "sentencepiece", "tokenizer_cfg": {"model_file": str(WORK/"spm.model")}}
@@ -75,12 +109,14 @@ def joey_config(cfg, paths, updates, eval_every, beam:int=5, load_model=None) ->
                  "src": side("en"), "trg": side("fr"),
                  "special_symbols": {"unk_token": "<unk>", "unk_id": 0, "pad_token": "<pad>", "pad_id": 1,
                                      "bos_token": "<bos>", "bos_id": 2, "eos_token": "<eos>", "eos_id": 3}},
-        "testing": {"n_best": 1, "beam_size": beam, "beam_alpha": 0.6, "batch_size": 64, "batch_type": "sentence",
+        "testing": {"n_best": 1, "beam_size": beam, "beam_alpha": 0.6, "batch_size": 64 if load_model else 128, "batch_type": "sentence",
                     "max_output_length": -1, "eval_metrics": ["bleu"], "sacrebleu_cfg": {"tokenize": "13a"},
                     **({"load_model": str(load_model)} if load_model else {})},
-        "training": {"random_seed": t.seed, "optimizer": "adam", "adam_betas": list(t.betas), "learning_rate": t.lr,
+        "training": {"random_seed": t.seed, "optimizer": "adam", "adam_betas": list(t.betas),
+                     "learning_rate": t.lr,                  # the schedule's peak (2.3.0 reads no learning_rate_peak); also its first update's rate
+                     "learning_rate_min": 1e-9,              # its default floor, 1e-4, would cut the warm-up short
                      "scheduling": "warmupinversesquareroot", "learning_rate_warmup": t.warmup_steps,
-                     "batch_size": d.max_tokens, "batch_type": "token", "epochs": 100, "updates": updates,
+                     "batch_size": batch_size or d.max_tokens, "batch_type": "token", "epochs": 100, "updates": updates,
                      "logging_freq": 10, "validation_freq": eval_every, "early_stopping_metric": "bleu",
                      "model_dir": str(WORK/"model"), "overwrite": True,
                      "shuffle": True, "use_cuda": False, "label_smoothing": t.label_smoothing, "normalization": "tokens",
@@ -115,6 +151,19 @@ def joey_evals(train_log: str, validations: str) -> list:
     if len(starts) != len(rows): raise ValueError(f"JoeyNMT logs disagree: {len(starts)} evaluations in train.log, {len(rows)} in validations.txt")
     t0 = _when(start.group(1))
     return [{"step": s, "bleu": b, "minutes": (t - t0) / 60} for (s, b), t in zip(rows, starts)]
+
+
+def check_joey_schedule(train_log: str, lr: float, warmup: int, rtol: float = 0.02) -> int:
+    """JoeyNMT's logged learning rates ("Step: N ... Lr: x") against ours for update N, lr * min(N / warmup, sqrt(warmup / N)).
+    (JoeyNMT sets that rate after update N, so it trains update N + 1 with it: one update behind ours.)
+    Raises on a mismatch; returns how many lines it checked."""
+    pairs = [(int(s), float(x)) for s, x in re.findall(r"Step:\s+(\d+),.*?Lr: ([\d.e-]+)", train_log)]
+    if not pairs: raise ValueError("JoeyNMT train.log: no 'Step: ... Lr:' lines")
+    for step, got in pairs:
+        want = lr * min(step / warmup, (warmup / step) ** 0.5)
+        if abs(got - want) > rtol * want + 5e-7:                  # its log rounds to 6 decimals
+            raise ValueError(f"JoeyNMT's learning rate at step {step} is {got:g}, ours {want:g}: the schedules differ")
+    return len(pairs)
 
 
 def joey_train_rate(train_log: str) -> float:
@@ -194,13 +243,19 @@ def run(args, ours) -> dict:
     cfg = load_config(args.config, list(args.set) + MATCHED)
     paths = prepare_data(cfg)
     updates, every = args.joey_updates, args.joey_eval_every
+    if updates % every: sys.exit(f"bench: --joey-updates ({updates}) must be a multiple of --joey-eval-every ({every}): "
+                                 "our trainer evaluates again at its last update, JoeyNMT does not")
+    joey_batch = matched_joey_batch_size(*paths["lengths"], paths["ours_target_per_update"], cfg.data.max_tokens)
+    print(f"  target tokens per update: ours {paths['ours_target_per_update']:.0f}; JoeyNMT batch_size {joey_batch} gives "
+          f"{joey_target_tokens_per_batch(*paths['lengths'], joey_batch):.0f}", file=sys.stderr)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     shutil.rmtree(WORK/"model", ignore_errors=True)
     t0 = time.time()
-    r = subprocess.run([py, "-m", "joeynmt", "train", joey_config(cfg, paths, updates, every), "--skip-test"], capture_output=True,
+    r = subprocess.run([py, "-m", "joeynmt", "train", joey_config(cfg, paths, updates, every, batch_size=joey_batch), "--skip-test"], capture_output=True,
                        text=True, env=env, cwd=WORK)
     if r.returncode: sys.exit(f"bench: JoeyNMT training failed:\n{r.stderr[-3000:]}")
     log = (WORK/"model"/"train.log").read_text()
+    check_joey_schedule(log, cfg.train.lr, cfg.train.warmup_steps)
     joey_train, j_evals = joey_train_rate(log), joey_evals(log, (WORK/"model"/"validations.txt").read_text())
     print(f"  joeynmt train: {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in j_evals]}", file=sys.stderr)
     ours_run = WORK/"ours"
@@ -223,7 +278,8 @@ def run(args, ours) -> dict:
     from bench import child
     our_dec = child("decode", dec_args, env={"OMP_NUM_THREADS": str(args.threads)})
     our_dec = {1: our_dec["greedy"], 5: our_dec["beam5"]}
-    res = {"updates": updates, "eval_every": every, "joeynmt_train_tokens_per_s": joey_train, "ours_train_tokens_per_s": our_train,
+    res = {"updates": updates, "eval_every": every, "target_tokens_per_update": paths["ours_target_per_update"],
+           "joeynmt_batch_size": joey_batch, "joeynmt_train_tokens_per_s": joey_train, "ours_train_tokens_per_s": our_train,
            "evals": {"joeynmt": j_evals, "ours": o_evals},
            "time_to_bleu": compare_time_to_bleu(j_evals, o_evals, args.joey_bleu),
            "joeynmt_decode": joey_dec, "ours_decode": our_dec,
@@ -253,7 +309,7 @@ def rows(res) -> dict:
     for x, t in res["time_to_bleu"].items():
         mins = lambda m: "not reached" if m is None else f"{m:.1f} min"
         out[f"JoeyNMT 2.3 time to dev BLEU {x}"] = (f"{mins(t['joeynmt_minutes'])}; ours {mins(t['ours_minutes'])}"
-                                                    + (f" ({t['ratio']:.2f}x faster)" if t["ratio"] else ""))
+                                                    + (f"; JoeyNMT takes {t['ratio']:.2f}x as long" if t["ratio"] else ""))
     for b, name in ((5, "beam 5"), (1, "greedy")):
         out[f"JoeyNMT 2.3 {name} (best dev checkpoints, {res['updates']:,} updates)"] = (
             f"{dec(j[b])}; ours {dec(o[b])}; {o[b]['sent_per_s'] / j[b]['sent_per_s']:.2f}x sentences/s, "

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['LENGTH_EDGES', 'VARIANTS', 'GRID', 'literature_tokenize', 'literature_bleu', 'sentence_stats', 'bleu_from_stats',
            'bleu_by_length', 'plot_bleu_by_length', 'paired_bootstrap', 'average_checkpoints', 'KeepLast',
-           'Interrupted', 'train_row', 'run_row', 'grid_configs', 'load_results', 'load_hyps', 'results_table']
+           'Interrupted', 'train_row', 'tune_alpha', 'score_run', 'run_row', 'grid_configs', 'load_results',
+           'load_hyps', 'results_table']
 
 # %% ../nbs/08_experiments.ipynb #354fb118
 import gzip, json, math, os, shutil, signal, time
@@ -137,8 +138,35 @@ def train_row(cfg, run_dir:Path, log=print) -> dict:
         raise Interrupted(f"{cfg.name}: stopped at step {res['steps']}; rerun to resume")
     return res
 
+# %% ../nbs/08_experiments.ipynb #9293849a
+def tune_alpha(translator, corpus, alphas, lang:str, beam:int=5, limit:int=0) -> dict:
+    "Beam search's BLEU on `corpus` (dev) for each length-penalty exponent α; the best α (a tie goes to the smaller)."
+    sweep = {f"{a:g}": _score(translator, corpus, SearchConfig(beam=beam, alpha=a), lang, limit)[0]["bleu"] for a in alphas}
+    return {"dev_bleu": sweep, "alpha": max(alphas, key=lambda a: (sweep[f"{a:g}"], -a))}
+
+# %% ../nbs/08_experiments.ipynb #d1500f4a
+def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_step:int|None=None) -> tuple[dict, dict]:
+    """Score a trained run every way the table reports: beam 5 with and without the coverage penalty, beam 5 with
+    the α that `tune_alpha` picks on dev (when `alphas` are given), and the average of the run's snapshots (only if
+    the newest is from `final_step`: snapshots left by an earlier, interrupted run are not the last evaluations)."""
+    row, hyps = {"scores": {}}, {}
+    def score(name, scfg):
+        for split, corpus in splits.items():
+            row["scores"][f"{name}/{split}"], hyps[f"{name}/{split}"] = _score(tr, corpus, scfg, lang, limit)
+    for name, scfg in VARIANTS.items():
+        if scfg.coverage == 0 or _has_attention(tr): score(name, scfg)
+    if alphas:
+        row["alpha_sweep"] = tune_alpha(tr, splits["valid"], alphas, lang, limit=limit)
+        score("beam5_tuned", SearchConfig(beam=5, alpha=row["alpha_sweep"]["alpha"]))
+    snaps = sorted(Path(run_dir).glob("snap_*.pt"))
+    if snaps and final_step is not None and int(snaps[-1].stem.split("_")[1]) != final_step: snaps = []
+    if snaps:
+        tr.model.load_state_dict(average_checkpoints(snaps))        # last: it replaces the best checkpoint's weights
+        score(f"avg{len(snaps)}_beam5", VARIANTS["beam5"])
+    return row, hyps
+
 # %% ../nbs/08_experiments.ipynb #0ae5bb84
-def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subset:int=0, log=print) -> dict:
+def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subset:int=0, log=print, alphas=()) -> dict:
     "Train or resume one row of the grid and score it; skipped when its result file exists."
     own_steps = load_config(config).train.max_steps           # a row with its own update budget (the low-resource rows) keeps it
     length = ["train.max_epochs=0"] if own_steps else [f"train.max_epochs={epochs}", "train.max_steps=0"]
@@ -150,16 +178,7 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     device = res["device"] if res["device"] == "cpu" or torch.cuda.is_available() else "cpu"   # where it trained, if here
     tr = Translator.from_checkpoint(run_dir/"best.pt", device)
     splits = {s: load_split(tr.cfg.data, s) for s in ("valid", "test")}
-    variants = {k: v for k, v in VARIANTS.items() if v.coverage == 0 or _has_attention(tr)}
-    row, hyps = {"scores": {}}, {}
-    for name, scfg in variants.items():
-        for split, corpus in splits.items():
-            row["scores"][f"{name}/{split}"], hyps[f"{name}/{split}"] = _score(tr, corpus, scfg, cfg.data.tgt_lang, eval_subset)
-    if snaps := sorted(run_dir.glob("snap_*.pt")):
-        tr.model.load_state_dict(average_checkpoints(snaps))
-        for split, corpus in splits.items():
-            row["scores"][f"avg{len(snaps)}_beam5/{split}"], hyps[f"avg{len(snaps)}_beam5/{split}"] = _score(
-                tr, corpus, VARIANTS["beam5"], cfg.data.tgt_lang, eval_subset)
+    row, hyps = score_run(tr, splits, cfg.data.tgt_lang, run_dir, eval_subset, alphas, final_step=res["steps"])
     train_recs = [json.loads(l) for l in (run_dir/"metrics.jsonl").read_text().splitlines() if '"kind": "train"' in l]
     root = project_root()
     rel = str(Path(config).resolve().relative_to(root)) if root and Path(config).resolve().is_relative_to(root) else str(config)

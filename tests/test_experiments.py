@@ -103,3 +103,55 @@ def test_the_low_resource_pair_has_the_same_updates_and_best_yaml_its_length():
     for f in (ROOT/"configs/best_candidates").glob("*.yaml"):
         t = load_config(f).train
         assert t.max_steps and planned_steps(t, 259) == t.max_steps, f
+
+
+def test_alpha_is_picked_on_dev_and_a_tie_goes_to_the_smaller(monkeypatch):
+    import seq2seq_nb.experiments as ex
+    dev_bleu = {0.0: 30.0, 0.6: 31.0, 1.0: 31.0, 1.5: 29.0}
+    seen = []
+    def fake_score(tr, corpus, cfg, lang, limit=0):
+        seen.append((corpus, cfg.beam, cfg.alpha)); return {"bleu": dev_bleu[cfg.alpha]}, []
+    monkeypatch.setattr(ex, "_score", fake_score)
+    r = ex.tune_alpha(None, "DEV", [1.5, 1.0, 0.6, 0.0], "fr")
+    assert r == {"dev_bleu": {"1.5": 29.0, "1": 31.0, "0.6": 31.0, "0": 30.0}, "alpha": 0.6}
+    assert {c for c, _, _ in seen} == {"DEV"} and {b for _, b, _ in seen} == {5}      # dev only, beam 5
+
+
+def test_a_run_given_alphas_is_scored_with_the_one_dev_picked(tmp_path):
+    from seq2seq_nb.experiments import run_row
+    (tmp_path/"tiny.yaml").write_text((ROOT/"configs/tiny.yaml").read_text())
+    row = run_row(tmp_path/"tiny.yaml", tmp_path/"runs", tmp_path/"results", epochs=1, eval_subset=6, log=lambda m: None,
+                  overrides=[*QUICK, "train.save_every=0"], alphas=(0.0, 2.0))
+    sweep = row["alpha_sweep"]
+    assert set(sweep["dev_bleu"]) == {"0", "2"} and sweep["alpha"] in (0.0, 2.0)
+    assert sweep["dev_bleu"][f"{sweep['alpha']:g}"] == max(sweep["dev_bleu"].values())
+    assert row["scores"]["beam5_tuned/valid"]["bleu"] == sweep["dev_bleu"][f"{sweep['alpha']:g}"]   # the same search, scored
+    assert {"beam5/test", "beam5_tuned/test"} <= set(row["scores"])
+
+
+def test_score_run_picks_alpha_on_dev_and_averages_last(monkeypatch, tmp_path):
+    "The tuned α must come from dev even where test would pick another; the averaged weights must not leak into the other scores."
+    import seq2seq_nb.experiments as ex
+    bleu = {("dev", 0.6): 30.0, ("dev", 1.0): 32.0, ("test", 0.6): 40.0, ("test", 1.0): 35.0}
+    log = []
+    class Model:
+        def load_state_dict(self, sd): log.append(("load", sd))
+    class Tr: model = Model()
+    def fake_score(tr, corpus, cfg, lang, limit=0):
+        log.append(("score", corpus, cfg.alpha, cfg.coverage)); return {"bleu": bleu[(corpus, cfg.alpha)]}, [corpus]
+    monkeypatch.setattr(ex, "_score", fake_score)
+    monkeypatch.setattr(ex, "_has_attention", lambda tr: False)
+    monkeypatch.setattr(ex, "average_checkpoints", lambda snaps: "AVG")
+    for s in (100, 200): (tmp_path/f"snap_{s:08d}.pt").write_bytes(b"")
+    row, hyps = ex.score_run(Tr(), {"valid": "dev", "test": "test"}, "fr", tmp_path, alphas=(0.6, 1.0))
+    assert row["alpha_sweep"] == {"dev_bleu": {"0.6": 30.0, "1": 32.0}, "alpha": 1.0}     # test would have said 0.6
+    assert row["scores"]["beam5_tuned/test"]["bleu"] == 35.0
+    assert set(row["scores"]) == {"beam5/valid", "beam5/test", "beam5_tuned/valid", "beam5_tuned/test", "avg2_beam5/valid", "avg2_beam5/test"}
+    first_load = log.index(("load", "AVG"))
+    assert all(e[0] == "score" for e in log[:first_load]) and len(log) - first_load == 3       # averaged: loaded, then 2 scores
+    assert not any(e[3] for e in log if e[0] == "score")                                        # no coverage variant without attention
+    log.clear()
+    row, _ = ex.score_run(Tr(), {"valid": "dev", "test": "test"}, "fr", tmp_path, final_step=300)   # snapshots of an older run
+    assert not any(k.startswith("avg") for k in row["scores"]) and ("load", "AVG") not in log
+    row, _ = ex.score_run(Tr(), {"valid": "dev", "test": "test"}, "fr", tmp_path, final_step=200)
+    assert "avg2_beam5/test" in row["scores"]

@@ -67,7 +67,7 @@ def test_the_table_says_when_quality_is_not_matched_or_a_level_not_reached():
            "joeynmt_decode": {1: dec(50, 30.0, 15.0), 5: dec(30, 31.0, 15.0)},
            "ours_decode": {1: dec(150, 33.0, 15.5), 5: dec(90, 34.0, 15.2)}, "matched_quality": True}
     rows = jb.rows(res)
-    assert rows["JoeyNMT 2.3 time to dev BLEU 20"] == "6.0 min; ours 2.0 min (3.00x faster)"
+    assert rows["JoeyNMT 2.3 time to dev BLEU 20"] == "6.0 min; ours 2.0 min; JoeyNMT takes 3.00x as long"
     assert rows["JoeyNMT 2.3 time to dev BLEU 30"] == "not reached; ours not reached"
     assert "3.00x sentences/s" in rows["JoeyNMT 2.3 beam 5 (best dev checkpoints, 1,000 updates)"]
     assert "JoeyNMT 2.3 warning" not in rows
@@ -80,3 +80,31 @@ def test_quality_is_matched_only_when_both_translate_and_lengths_agree():
     assert jb.quality_matched(joey, {1: d(33.0, 16.5), 5: d(34.0, 13.5)})          # 10% apart: the boundary is in
     assert not jb.quality_matched(joey, {1: d(33.0, 16.6), 5: d(34.0, 15.0)})      # greedy 10.7% longer
     assert not jb.quality_matched({**joey, 5: d(15.0, 15.0)}, {1: d(33.0, 15.0), 5: d(34.0, 15.0)})   # BLEU 15 is not > 15
+
+
+def test_joeynmt_batches_are_simulated_as_its_sampler_makes_them():
+    # equal lengths (4 subwords a side: 5 with the end marker): a budget of 10 closes a batch at 2 sentences
+    assert jb.joey_target_tokens_per_batch([4] * 6, [4] * 6, 10) == 10.0
+    assert jb.joey_target_tokens_per_batch([4] * 5, [4] * 5, 10) == 25 / 3          # 2 + 2 + the last 1, kept
+    # the longest side counts, padding included: source 9 (10 with <eos>) fills a budget of 10 alone
+    assert jb.joey_target_tokens_per_batch([9, 9], [1, 1], 10) == 2.0
+    b = jb.matched_joey_batch_size([4] * 600, [4] * 600, target_per_update=20.0, start=7)
+    assert 16 <= b <= 20 and jb.joey_target_tokens_per_batch([4] * 600, [4] * 600, b) == 20.0   # any budget closing at 4 sentences
+
+
+def test_a_run_whose_updates_are_not_a_multiple_of_the_evaluations_is_refused(tmp_path, monkeypatch):
+    import argparse
+    monkeypatch.setattr(jb, "ensure_venv", lambda: tmp_path/"python")
+    monkeypatch.setattr(jb, "prepare_data", lambda cfg: {"lengths": ([4], [4]), "ours_target_per_update": 5.0})
+    a = argparse.Namespace(config=str(ROOT/"configs/base.yaml"), set=[], threads=1, joey_updates=1000, joey_eval_every=150)
+    with pytest.raises(SystemExit, match="multiple of --joey-eval-every"):
+        jb.run(a, {})
+
+
+def test_joeynmt_schedule_is_checked_against_ours_on_its_log():
+    # the fixture run: peak 3e-3 after 20 warm-up updates (logged: 0.0015 at step 10, 0.003 at 20, 0.002449 at 30)
+    assert jb.check_joey_schedule(LOG, lr=3e-3, warmup=20) == 6
+    with pytest.raises(ValueError, match="step 10 is 0.0015, ours 0.0003"):
+        jb.check_joey_schedule(LOG, lr=3e-3, warmup=100)          # another warm-up: caught at the first line
+    with pytest.raises(ValueError, match="differ"):
+        jb.check_joey_schedule(LOG, lr=1e-3, warmup=20)           # another peak (JoeyNMT ignoring the one asked for)

@@ -87,7 +87,8 @@ def test_split_of_the_checkpoint_corpus(tiny_run, tmp_path):
     assert len((tmp_path/"v.fr").read_text().splitlines()) == 40 and b"BLEU" in r.stderr
 
 
-@pytest.mark.parametrize("args,needle", [(["--beam", "0"], "beam: must be >= 1"), (["--n-best", "9"], "n_best: must be between 1 and beam")])
+@pytest.mark.parametrize("args,needle", [(["--beam", "0"], "beam: must be >= 1"), (["--n-best", "9"], "n_best: must be between 1 and beam"),
+                                         (["--precision", "fp16"], "fp16 needs a CUDA device")])
 def test_bad_options(tiny_run, args, needle):
     r = translate(tiny_run/"best.pt", "--src", "-", *args, stdin=b"A man.\n")
     assert r.returncode == 2 and needle in r.stderr.decode()
@@ -110,3 +111,23 @@ def test_translator_api(tiny_run):
     out = t.translate(["A man rides a horse.", ""], SearchConfig(beam=3, n_best=2))
     assert len(out) == 2 and len(out[0]) == 2 and out[1][0].text == ""
     assert out[0][0].hyp.score >= out[0][1].hyp.score
+
+
+def test_bf16_decoding_runs_under_autocast_and_auto_follows_the_probe(tiny_run, monkeypatch):
+    import torch
+    import seq2seq_nb.search as S
+    seen = []
+    search = S.beam_search
+    def spy(*a, **k):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu")); return search(*a, **k)
+    monkeypatch.setattr(S, "beam_search", spy)
+    lines = ["A man rides a horse.", "Two dogs play in the snow."]
+    fp32 = Translator.from_checkpoint(tiny_run/"best.pt").translate(lines, SearchConfig(beam=3))
+    bf16 = Translator.from_checkpoint(tiny_run/"best.pt", precision="bf16").translate(lines, SearchConfig(beam=3))
+    assert seen == [False, torch.bfloat16]                    # one batch each: fp32 outside autocast, bf16 inside
+    assert len(bf16) == len(fp32) == 2 and all(o[0].text for o in bf16)
+    for faster, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(S, "bf16_is_faster", lambda device, faster=faster: faster)
+        assert Translator.from_checkpoint(tiny_run/"best.pt", precision="auto").precision == want
+    with pytest.raises(S.ConfigError, match="expected fp32, bf16, fp16 or auto"):
+        S.decode_precision("int8", "cpu")
