@@ -1,4 +1,4 @@
-"""JoeyNMT side of `scripts/bench.py --joeynmt`: a separate, longer mode (about 70 minutes on 2 CPU cores with the
+"""JoeyNMT side of `scripts/bench.py --joeynmt`: a separate, longer mode (about 60 minutes on 2 CPU cores with the
 defaults; JoeyNMT's 1,000 updates take most of it).
 
 JoeyNMT 2.3.0 is installed from PyPI into its own virtual environment (bench/.joeynmt-venv, torch 2.13.0
