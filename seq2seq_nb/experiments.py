@@ -127,7 +127,8 @@ class Interrupted(Exception):
 
 def train_row(cfg, run_dir:Path, log=print) -> dict:
     "Train (or resume) one row's run; returns the trainer's results (`results.json` of the run)."
-    if (run_dir/"results.json").exists(): return json.loads((run_dir/"results.json").read_text())
+    done = run_dir/"results.json"                                       # the train command writes one when stopped too
+    if done.exists() and (res := json.loads(done.read_text())).get("reason") != "stop requested": return res
     resume = (run_dir/"last.pt").exists()
     if run_dir.exists() and not resume: shutil.rmtree(run_dir)            # killed before its first checkpoint
     log(f"{cfg.name}: {'resuming' if resume else 'training'} in {run_dir}")

@@ -155,3 +155,20 @@ def test_score_run_picks_alpha_on_dev_and_averages_last(monkeypatch, tmp_path):
     assert not any(k.startswith("avg") for k in row["scores"]) and ("load", "AVG") not in log
     row, _ = ex.score_run(Tr(), {"valid": "dev", "test": "test"}, "fr", tmp_path, final_step=200)
     assert "avg2_beam5/test" in row["scores"]
+
+
+def test_a_run_the_train_command_stopped_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
+    "scripts/train.py writes results.json when SIGTERM stops it (reason 'stop requested'): the grid runner must go on training."
+    import seq2seq_nb.experiments as ex
+    built = []
+    class FakeTrainer:
+        def __init__(self, cfg, run_dir, resume=False, **kw): built.append(resume); self.stop_requested = False
+        def fit(self): return {"reason": "limit reached", "steps": 10}
+    monkeypatch.setattr(ex, "Trainer", FakeTrainer)
+    run = tmp_path/"best"; run.mkdir()
+    (run/"last.pt").write_bytes(b"x")
+    (run/"results.json").write_text(json.dumps({"reason": "stop requested", "steps": 3}))
+    assert ex.train_row(load_config(ROOT/"configs/tiny.yaml"), run, log=lambda m: None) == {"reason": "limit reached", "steps": 10}
+    assert built == [True]                                                      # resumed from last.pt
+    (run/"results.json").write_text(json.dumps({"reason": "limit reached", "steps": 10}))
+    assert ex.train_row(load_config(ROOT/"configs/tiny.yaml"), run, log=lambda m: None)["steps"] == 10 and built == [True]   # finished: no training
