@@ -205,7 +205,7 @@ args = parse_global_args(load_config(cfg_file), rank=0, mode="test")
 model, _, _, test = prepare(args, rank=0, mode="test")
 rows, durs = [0], []
 fwd = D.RecurrentDecoder.forward
-def counted(self, trg_embed, *a, **k):                 # one call per decoding step: rows = open hypotheses
+def counted(self, trg_embed, *a, **k):                 # one call per decoding step: the rows it computes, finished ones included
     rows[0] += trg_embed.size(0) * trg_embed.size(1)
     return fwd(self, trg_embed, *a, **k)
 D.RecurrentDecoder.forward = counted
