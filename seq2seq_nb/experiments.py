@@ -127,7 +127,7 @@ class Interrupted(Exception):
 
 def train_row(cfg, run_dir:Path, log=print) -> dict:
     "Train (or resume) one row's run; returns the trainer's results (`results.json` of the run)."
-    done = run_dir/"results.json"                                       # the train command writes one when stopped too
+    done = run_dir/"results.json"                                       # before 2026-11-26 a stopped run wrote one too
     if done.exists() and (res := json.loads(done.read_text())).get("reason") != "stop requested": return res
     resume = (run_dir/"last.pt").exists()
     if run_dir.exists() and not resume: shutil.rmtree(run_dir)            # killed before its first checkpoint
@@ -135,7 +135,6 @@ def train_row(cfg, run_dir:Path, log=print) -> dict:
     trainer = Trainer(cfg, run_dir, resume=resume, callbacks=[KeepLast(4)], quiet=True)
     with _stop_on_signals(trainer): res = trainer.fit()
     if res["reason"] == "stop requested":
-        (run_dir/"results.json").unlink(missing_ok=True)                 # not finished: resume next time
         raise Interrupted(f"{cfg.name}: stopped at step {res['steps']}; rerun to resume")
     return res
 

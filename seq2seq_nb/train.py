@@ -564,6 +564,7 @@ def fit(self:Trainer) -> dict:
     start, elapsed0 = time.perf_counter(), self.train_time               # train_time: wall time of the run so far
     self.clock = clock = lambda: elapsed0 + time.perf_counter() - start   # checkpoints store the time up to their writing
     reason = self._should_stop(clock()) and "already finished"
+    if not reason and self.main: (self.run_dir/"results.json").unlink(missing_ok=True)   # an earlier end's: no longer this run's
     tok_count, t_log = 0, time.perf_counter()
     while not reason:
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
@@ -603,13 +604,21 @@ def fit(self:Trainer) -> dict:
 # %% ../nbs/03_train_at_scale.ipynb #41be163d
 @patch
 def finish(self:Trainer, reason:str) -> dict:
-    t = self.cfg.train
+    """The run's results, written to `results.json` with the test score of `best.pt`. A run that ended before (`already
+    finished`) returns its saved results: it is not scored again. A stopped run (`stop requested`) is not finished:
+    no test score and no `results.json` (its `last.pt` is what `--resume` continues from)."""
+    t, done = self.cfg.train, self.run_dir/"results.json"
+    if reason == "already finished" and done.exists():
+        if self.writer: self.writer.close()
+        return {**json.loads(done.read_text()), "reason": reason}
     res = {"name": self.cfg.name, "reason": reason, "steps": self.step, "epochs": round(self.epoch + self.batch_in_epoch / max(len(self.sampler.batches()), 1), 2),
            "wall_minutes": round(self.train_time / 60, 2), "best_dev_bleu": self.best_bleu, "best_step": self.best_step,
            "device": str(self.device), "threads": torch.get_num_threads(), "processes": self.world,
            "cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "git": self.git, "peak_rss_mb": round(self.peak_rss_mb()),
            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
-    if self.main and t.test_beam and (self.run_dir/"best.pt").exists():
+    if reason == "stop requested":
+        self.log(f"stopped at step {self.step}: not scored on test; --resume continues from {self.run_dir/'last.pt'}")
+    elif self.main and t.test_beam and (self.run_dir/"best.pt").exists():
         best = load_checkpoint(self.run_dir/"best.pt", self.device)
         self.model.load_state_dict(best["model"])
         test = load_split(self.cfg.data, "test")
@@ -620,8 +629,8 @@ def finish(self:Trainer, reason:str) -> dict:
         self._record({"kind": "test", "step": self.best_step, **res["test"]})
         self.log(f"test ({len(test)} sentences, beam {t.test_beam}, best.pt from step {self.best_step}): "
                  f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}\n  {m['bleu_signature']}\n  {m['chrf_signature']}")
-    if self.main:
-        with atomic_write(self.run_dir/"results.json", "w") as f: json.dump(res, f, indent=2)
+    if self.main and reason != "stop requested":
+        with atomic_write(done, "w") as f: json.dump(res, f, indent=2)
     if self.writer: self.writer.close()
     return res
 

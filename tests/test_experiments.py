@@ -158,7 +158,7 @@ def test_score_run_picks_alpha_on_dev_and_averages_last(monkeypatch, tmp_path):
 
 
 def test_a_run_the_train_command_stopped_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
-    "scripts/train.py writes results.json when SIGTERM stops it (reason 'stop requested'): the grid runner must go on training."
+    "Runs stopped by a SIGTERM before the train command stopped writing results.json have one saying 'stop requested': the grid runner must go on training."
     import seq2seq_nb.experiments as ex
     built = []
     class FakeTrainer:

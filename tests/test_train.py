@@ -286,3 +286,40 @@ def test_setup_runtime_on_cuda_sets_tf32_by_precision_and_still_warns_on_slow_bf
         assert torch.backends.cudnn.allow_tf32                      # mixed precision: TF32 allowed again
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_a_stopped_run_is_not_scored_a_finished_one_is_scored_once(tmp_path, small_corpus):
+    """A signal stop writes last.pt only: no test score, no results.json (the grid took a stopped run's results.json
+    for a finished one). The run that ends is scored once: resuming it when finished returns the saved results and
+    adds no second test record (runs/base had two). Resuming it with a larger limit drops the now stale results."""
+    train, valid = small_corpus
+    files = {}
+    for split, c in {"train": train.head(800), "valid": valid.head(20), "test": valid.head(12)}.items():
+        files[split] = tmp_path/f"{split}.tsv"
+        files[split].write_text("".join(f"{s}\t{t}\n" for s, t in zip(c.src, c.tgt)))
+    def cfg(steps):
+        return load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{
+            "data.corpus": "files", **{f"data.{s}_src": str(p) for s, p in files.items()}, "data.valid_subset": 0,
+            "train.max_steps": steps, "train.eval_every": 2, "train.test_beam": 2}))
+    def stop_at(step):
+        def cb(trainer, rec):
+            if rec["step"] == step: trainer.stop_requested = True
+        return [cb]
+    run = tmp_path/"run"
+    records = lambda kind: [json.loads(l) for l in (run/"metrics.jsonl").read_text().splitlines() if f'"kind": "{kind}"' in l]
+
+    res = Trainer(cfg(6), run, callbacks=stop_at(2), quiet=True).fit()
+    assert res["reason"] == "stop requested" and res["steps"] == 2 and "test" not in res
+    assert not (run/"results.json").exists() and records("test") == []
+    assert load_checkpoint(run/"last.pt")["progress"]["step"] == 2
+
+    done = Trainer(cfg(6), run, resume=True, quiet=True).fit()
+    assert done["reason"] == "limit reached" and done["steps"] == 6 and "test" in done
+    assert json.loads((run/"results.json").read_text()) == done and len(records("test")) == 1
+
+    again = Trainer(cfg(6), run, resume=True, quiet=True).fit()
+    assert again == {**done, "reason": "already finished"} and len(records("test")) == 1
+
+    longer = Trainer(cfg(10), run, resume=True, callbacks=stop_at(8), quiet=True).fit()
+    assert longer["reason"] == "stop requested" and longer["steps"] == 8
+    assert not (run/"results.json").exists()                             # it described the end at step 6
