@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
@@ -179,12 +180,15 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     tr = Translator.from_checkpoint(run_dir/"best.pt", device)
     splits = {s: load_split(tr.cfg.data, s) for s in ("valid", "test")}
     row, hyps = score_run(tr, splits, cfg.data.tgt_lang, run_dir, eval_subset, alphas, final_step=res["steps"])
-    train_recs = [json.loads(l) for l in (run_dir/"metrics.jsonl").read_text().splitlines() if '"kind": "train"' in l]
+    recs = [json.loads(l) for l in (run_dir/"metrics.jsonl").read_text().splitlines()]
+    train_recs = [r for r in recs if r["kind"] == "train"]
+    precision = yaml.safe_load((run_dir/"config.yaml").read_text())["train"]["precision"]   # as resolved (auto -> bf16/fp32) by its last start
     root = project_root()
     rel = str(Path(config).resolve().relative_to(root)) if root and Path(config).resolve().is_relative_to(root) else str(config)
     row = {"name": cfg.name, "config": rel, "epochs": res["epochs"] if own_steps else epochs, "steps": res["steps"], "params": sum(p.numel() for p in tr.model.parameters()),
            "train_minutes": res["wall_minutes"], "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in train_recs])) if train_recs else None,
            "best_dev_bleu_greedy": res["best_dev_bleu"], "machine": {k: res.get(k) for k in ("cpu", "cpu_capability", "gpu", "device", "threads", "processes")},
+           "precision": precision, "dev_curve": [[r["step"], r["bleu"]] for r in recs if r["kind"] == "eval"],
            "git": res["git"], "eval_subset": eval_subset, **row}
     with atomic_write(out.with_suffix(".hyps.json.gz")) as f: f.write(gzip.compress(json.dumps(hyps).encode()))
     with atomic_write(out, "w") as f: json.dump(row, f, indent=1)

@@ -45,6 +45,8 @@ def test_grid_resumes_and_skips(tmp_path):
     assert r.returncode == 0 and r.stdout.count("skipping") == 2, r.stdout + r.stderr
     row = json.loads((tmp_path/"results/b.json").read_text())
     assert row["epochs"] == 1 and row["params"] > 0 and row["machine"]["cpu"] and row["tokens_per_s"] > 0
+    steps = [s for s, _ in row["dev_curve"]]                             # the stopped and resumed row's evaluations, once each
+    assert row["precision"] == "fp32" and steps == sorted(set(steps)) and steps[-1] == row["steps"]
     assert row["machine"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE128")   # AVX2 and AVX-512 machines differ
     for key in ("beam5/valid", "beam5/test", "beam5_cov/test"):
         s = row["scores"][key]
