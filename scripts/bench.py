@@ -92,22 +92,27 @@ def task_train(args):
 
 
 def task_decode(args):
+    import torch
     from seq2seq_nb.data import load_split
     from seq2seq_nb.search import SearchConfig, Translator, beam_search_fn, beam_search_single
+    from seq2seq_nb.core import autocast
     from seq2seq_nb.train import corpus_scores, decode_corpus, greedy_search, keep_freed_memory
     keep_freed_memory()
     translator = Translator.from_checkpoint(args.ckpt, args.device)
     test = load_split(translator.cfg.data, "test")
+    if args.decode_sentences: test = test.head(args.decode_sentences)
     src = translator.encode(test.src, 256)
     model, tok = translator.model, translator.tok
-    out = {"sentences": len(src), "checkpoint": str(args.ckpt)}
-    def timed(fn, n_rep):
+    out = {"sentences": len(src), "checkpoint": str(args.ckpt), "precision": args.precision}
+    def timed(fn, n_rep):                                                            # fp32 weights, autocast to args.precision
         ts, res = [], None
         for _ in range(n_rep):
-            _sync(args); t0 = time.perf_counter(); res = fn(); _sync(args); ts.append(time.perf_counter() - t0)
+            _sync(args); t0 = time.perf_counter()
+            with autocast(torch.device(args.device), args.precision): res = fn()
+            _sync(args); ts.append(time.perf_counter() - t0)
         return statistics.median(ts), res
-    decode_corpus(model, src[:64], batch_size=64)                                   # warm-up, greedy and beam
-    decode_corpus(model, src[:64], beam_search_fn(beam=5), batch_size=64)
+    timed(lambda: decode_corpus(model, src[:64], batch_size=64), 1)                  # warm-up, greedy and beam
+    timed(lambda: decode_corpus(model, src[:64], beam_search_fn(beam=5), batch_size=64), 1)
     rows, step = [0], model.step                                                     # count the hypotheses each step computes
     model.step = lambda y, state, memory: (rows.__setitem__(0, rows[0] + len(y)), step(y, state, memory))[1]
     for name, search in (("greedy", greedy_search), ("beam5", beam_search_fn(beam=5))):
@@ -117,6 +122,7 @@ def task_decode(args):
                      "mean_len": sum(map(len, hyps)) / len(hyps),                    # output subwords per sentence
                      "hyp_steps_per_s": rows[0] / args.decode_repeats / t}          # hypotheses × steps computed, per second
     del model.step
+    if not args.single_sentences: return out
     sub = src[:args.single_sentences]
     t, single = timed(lambda: [beam_search_single(model, s, SearchConfig(beam=5))[0].tokens for s in sub], 1)
     batched_sub = decode_corpus(model, sub, beam_search_fn(beam=5), batch_size=64)
@@ -156,9 +162,10 @@ def train_flops_per_target_token(cfg, src_per_tgt, attn_span) -> float:
 def child(task, args, extra=(), env=None):
     cmd = [sys.executable, __file__, "--task", task, "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--device", args.device,
-           "--steps", str(args.steps), "--warmup", str(args.warmup), *sum((["--set", s] for s in args.set), []), *extra]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), *sum((["--set", s] for s in args.set), [])]
     if task == "decode": cmd += ["--ckpt", str(args.ckpt), "--decode-repeats", str(args.decode_repeats),
-                                 "--single-sentences", str(args.single_sentences)]
+                                 "--single-sentences", str(args.single_sentences), "--decode-sentences", str(args.decode_sentences)]
+    cmd += extra                                                                     # last: they override the above
     e = dict(os.environ, **(env or {}))
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=e)
     if r.returncode: sys.exit(f"bench: task {task} {' '.join(extra)} failed:\n{r.stderr[-3000:]}")
@@ -180,6 +187,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--decode-repeats", type=int, default=3)
     p.add_argument("--single-sentences", type=int, default=100, help="sentences for the one-at-a-time beam baseline")
+    p.add_argument("--decode-sentences", type=int, default=0, help="decode only the first N test sentences (0: all 1,000)")
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--max-tokens", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--no-levers", action="store_true", help="skip the side-by-side lever measurements")
@@ -233,7 +241,10 @@ def main():
             "OMP_WAIT_POLICY=PASSIVE": lever([], {**env, "OMP_WAIT_POLICY": "PASSIVE"}),
             "1 thread": lever(["--threads", "1"], {"OMP_NUM_THREADS": "1"}),
         }
-    if Path(args.ckpt).exists(): res["decode"] = child("decode", args, env=env)
+    if Path(args.ckpt).exists():
+        res["decode"] = child("decode", args, env=env); save()
+        if not emulated:                                       # bf16 autocast decoding where bf16 runs natively
+            res["decode_bf16"] = child("decode", args, ["--precision", "bf16", "--single-sentences", "0"], env=env)
     else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train`)", file=sys.stderr)
     save()                                                     # before the long JoeyNMT mode, again after it
     if args.joeynmt:
@@ -270,6 +281,10 @@ def table(r) -> str:
         d = r["decode"]
         rows += [(f"decode {k}", f"{d[k]['sent_per_s']:.1f} sentences/s, {d[k]['hyp_steps_per_s']:,.0f} hypothesis-steps/s "
                   f"(test BLEU {d[k]['bleu']:.1f}, {d[k]['mean_len']:.1f} subwords/sentence)") for k in ("greedy", "beam5")]
+        for k in ("greedy", "beam5") if "decode_bf16" in r else ():
+            b = r["decode_bf16"][k]
+            rows.append((f"decode {k} bf16 autocast", f"{b['sent_per_s']:.1f} sentences/s ({b['sent_per_s'] / d[k]['sent_per_s']:.2f}x fp32; "
+                         f"test BLEU {b['bleu']:.1f}, {b['mean_len']:.1f} subwords/sentence)"))
         rows += [
                  ("decode beam 5, one sentence at a time", f"{d['beam5_single']['sent_per_s']:.1f} sentences/s "
                   f"(batched is {d['beam5']['sent_per_s'] / d['beam5_single']['sent_per_s']:.1f}x faster)"),

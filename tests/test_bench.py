@@ -65,3 +65,33 @@ def test_cuda_mode_on_a_machine_without_cuda_says_so(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT/"scripts/bench.py"), "--device", "cuda", "--out", str(tmp_path/"b.json")],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 1 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr and not (tmp_path/"b.json").exists()
+
+
+def test_the_decoding_child_runs_in_the_precision_it_is_given_and_extra_arguments_win(tiny_run, monkeypatch):
+    """bf16 decoding is its own child (`decode_bf16`): its extra arguments must override the defaults that `child`
+    adds for decoding (here the one-sentence-at-a-time baseline, 100 sentences by default, is turned off)."""
+    import argparse
+    import bench
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = argparse.Namespace(config=str(ROOT/"configs/tiny.yaml"), threads=1, repeats=1, device="cpu", steps=1, warmup=0, set=[],
+                              ckpt=str(tiny_run/"best.pt"), decode_repeats=1, single_sentences=100, decode_sentences=12)
+    fp32 = bench.child("decode", args, ["--single-sentences", "3"])
+    bf16 = bench.child("decode", args, ["--precision", "bf16", "--single-sentences", "0"])
+    assert (fp32["precision"], fp32["sentences"], fp32["beam5_single"]["sentences"]) == ("fp32", 12, 3)
+    assert bf16["precision"] == "bf16" and bf16["sentences"] == 12 and "beam5_single" not in bf16
+    for r in (fp32, bf16):
+        for k in ("greedy", "beam5"): assert r[k]["sent_per_s"] > 0 and r[k]["hyp_steps_per_s"] > 0 and 0 <= r[k]["bleu"] <= 100
+
+
+def test_the_table_shows_bf16_decoding_against_fp32():
+    import re
+    from bench import table
+    r = _result(False)
+    dec = lambda s: {"sent_per_s": s, "hyp_steps_per_s": 10 * s, "bleu": 54.0, "mean_len": 15.0}
+    r["decode"] = {"greedy": dec(200.0), "beam5": dec(100.0), "beam5_single": {"sent_per_s": 4.0}, "peak_rss_mb": 500.0}
+    t = re.sub(r" +", " ", table(r))
+    assert "bf16 autocast" not in t.split("decode greedy")[1]                        # not measured: no row
+    r["decode_bf16"] = {"greedy": dec(300.0), "beam5": dec(140.0)}
+    t = re.sub(r" +", " ", table(r))
+    assert "decode beam5 bf16 autocast | 140.0 sentences/s (1.40x fp32; test BLEU 54.0" in t
+    assert "decode greedy bf16 autocast | 300.0 sentences/s (1.50x fp32;" in t
