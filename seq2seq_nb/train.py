@@ -596,8 +596,8 @@ def fit(self:Trainer) -> dict:
             reason = self._should_stop(clock())                           # evaluations count too
     if reason == "stop requested":
         if self.saved_step != self.step: self.save("last.pt")             # unless this step's evaluation just wrote it
-    elif reason != "already finished" and self.last_eval_step != self.step:
-        self.evaluate_and_checkpoint()                                   # stopped mid-epoch: evaluate and save here
+    elif self.last_eval_step != self.step:                              # ended between evaluations (or a signal came
+        self.evaluate_and_checkpoint()                                   # with the limit's step): evaluate and save here
     self.log(f"finished after {self.step} steps ({reason}); best dev BLEU {self.best_bleu:.2f} at step {self.best_step}")
     return self.finish(reason)
 

@@ -78,7 +78,7 @@ def test_the_decoding_child_runs_in_the_precision_it_is_given_and_extra_argument
     fp32 = bench.child("decode", args, ["--single-sentences", "3"])
     bf16 = bench.child("decode", args, ["--precision", "bf16", "--single-sentences", "0"])
     assert (fp32["precision"], fp32["sentences"], fp32["beam5_single"]["sentences"]) == ("fp32", 12, 3)
-    assert bf16["precision"] == "bf16" and bf16["sentences"] == 12 and "beam5_single" not in bf16
+    assert bf16["precision"] == "bf16" and bf16["sentences"] == 12 and "beam5_single" not in bf16 and bf16["peak_rss_mb"] > 0
     for r in (fp32, bf16):
         for k in ("greedy", "beam5"): assert r[k]["sent_per_s"] > 0 and r[k]["hyp_steps_per_s"] > 0 and 0 <= r[k]["bleu"] <= 100
 
@@ -94,4 +94,6 @@ def test_the_table_shows_bf16_decoding_against_fp32():
     r["decode_bf16"] = {"greedy": dec(300.0), "beam5": dec(140.0)}
     t = re.sub(r" +", " ", table(r))
     assert "decode beam5 bf16 autocast | 140.0 sentences/s (1.40x fp32; test BLEU 54.0" in t
-    assert "decode greedy bf16 autocast | 300.0 sentences/s (1.50x fp32;" in t
+    assert "decode greedy bf16 autocast | 300.0 sentences/s (1.50x fp32;" in t and "one sentence at a time | 4.0" in t
+    del r["decode"]["beam5_single"]                                                  # --single-sentences 0
+    assert "one sentence at a time" not in table(r) and "peak RSS, decoding" in table(r)

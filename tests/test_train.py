@@ -262,8 +262,10 @@ def test_checkpoint_time_includes_the_evaluation_that_wrote_it(tmp_path, multi30
     res = Trainer(cfg, tmp_path/"run", quiet=True).fit()
     saved = load_checkpoint(tmp_path/"run"/"last.pt")["progress"]["train_time"]
     assert res["wall_minutes"] * 60 - saved < 0.9, (res["wall_minutes"], saved)         # was short by the 1.5 s evaluation
-    again = Trainer(cfg, tmp_path/"run", resume=True, quiet=True).fit()
-    assert again["reason"] == "already finished" and abs(again["wall_minutes"] - res["wall_minutes"]) <= 0.02
+    resumed = Trainer(cfg, tmp_path/"run", resume=True, quiet=True)
+    assert abs(resumed.train_time - saved) < 1e-6                                      # the resumed clock starts at the checkpoint's
+    again = resumed.fit()
+    assert again["reason"] == "already finished" and abs(resumed.train_time / 60 - res["wall_minutes"]) <= 0.02
 
 
 def test_setup_runtime_on_cuda_sets_tf32_by_precision_and_still_warns_on_slow_bf16(monkeypatch):
@@ -323,3 +325,25 @@ def test_a_stopped_run_is_not_scored_a_finished_one_is_scored_once(tmp_path, sma
     longer = Trainer(cfg(10), run, resume=True, callbacks=stop_at(8), quiet=True).fit()
     assert longer["reason"] == "stop requested" and longer["steps"] == 8
     assert not (run/"results.json").exists()                             # it described the end at step 6
+
+
+def test_a_signal_in_the_limits_last_step_still_gets_the_final_evaluation_on_resume(tmp_path, multi30k_cfg):
+    """A signal that arrives during the step that reaches the limit (here step 5, between the evaluations at 4 and 6)
+    stops the run there unevaluated; resuming it finds it finished and must still evaluate step 5 and write its results
+    (the old code skipped the evaluation of an 'already finished' run: best.pt missed step 5, and no results.json)."""
+    cfg = load_config(ROOT/"configs/tiny.yaml", quick_overrides(**{"train.max_steps": 5, "train.eval_every": 2}))
+    cfg.data.mirror = multi30k_cfg.mirror
+    run = tmp_path/"run"
+    t = Trainer(cfg, run, quiet=True)
+    step = t.train_step
+    def signalled_at_5(group):
+        out = step(group)
+        if t.step == 4: t.stop_requested = True                          # fit counts this step as 5
+        return out
+    t.train_step = signalled_at_5
+    res = t.fit()
+    assert (res["reason"], res["steps"], t.last_eval_step) == ("stop requested", 5, 4) and not (run/"results.json").exists()
+    again = Trainer(cfg, run, resume=True, quiet=True).fit()
+    evals = [json.loads(l)["step"] for l in (run/"metrics.jsonl").read_text().splitlines() if '"kind": "eval"' in l]
+    assert again["reason"] == "already finished" and evals[-1] == 5 and evals.count(5) == 1
+    assert json.loads((run/"results.json").read_text())["steps"] == 5
