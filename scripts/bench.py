@@ -195,6 +195,8 @@ def main():
     p.add_argument("--joey-updates", type=int, default=1000, help="training updates for both toolkits in --joeynmt mode")
     p.add_argument("--joey-eval-every", type=int, default=100, help="dev evaluations (greedy) every N updates in --joeynmt mode")
     p.add_argument("--joey-bleu", type=float, nargs="+", default=[15, 20, 25], help="dev BLEU levels for time-to-BLEU")
+    p.add_argument("--joey-ours-bf16", action="store_true", help="--joeynmt: also train and decode ours in bf16 autocast "
+                   "(JoeyNMT 2.3 has no CPU autocast); about a third more time")
     p.add_argument("--out", help="JSON output (default bench/results/<host>-<date>.json)")
     args = p.parse_args()
 

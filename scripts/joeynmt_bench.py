@@ -34,6 +34,9 @@ model) and hypothesis-steps per second: the decoder rows each toolkit actually c
 wrapping its decoder's step (sentences x beams x steps; JoeyNMT's greedy search and ours keep finished
 sentences in the batch until the batch ends, JoeyNMT's beam search keeps a sentence's finished hypotheses
 as rows until all of its beams end, ours computes only open hypotheses).
+With `--joey-ours-bf16`, ours is also trained (same settings, its own run) and decoded in bf16 autocast and set
+against the same JoeyNMT run: JoeyNMT 2.3 trains in fp32 only on a CPU (its config turns fp16 off there and has no
+bf16), so this row compares each toolkit at its fastest on a CPU with bf16 instructions, and says so.
 Batching differs as each toolkit does it: JoeyNMT fills random batches up to the token budget counting
 padding (max(source, target) length x sentences), this project fills length-bucketed batches.
 """
@@ -258,26 +261,10 @@ def run(args, ours) -> dict:
     check_joey_schedule(log, cfg.train.lr, cfg.train.warmup_steps)
     joey_train, j_evals = joey_train_rate(log), joey_evals(log, (WORK/"model"/"validations.txt").read_text())
     print(f"  joeynmt train: {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in j_evals]}", file=sys.stderr)
-    ours_run = WORK/"ours"
-    shutil.rmtree(ours_run, ignore_errors=True)
-    t0 = time.time()
-    o = list(args.set) + MATCHED + [f"train.max_steps={updates}", "train.max_epochs=0", "train.max_minutes=0", f"train.eval_every={every}",
-                                    "train.eval_beam=1", "train.eval_sentences=0", "train.patience=0", "train.test_beam=0",
-                                    "train.schedule=inverse_sqrt", "train.tensorboard=false", "train.log_every=10", f"train.threads={args.threads}"]
-    r = subprocess.run([sys.executable, "-m", "seq2seq_nb.train", "--config", args.config, "--run-dir", str(ours_run),
-                        *sum((["--set", x] for x in o), [])], capture_output=True, text=True, env=env, cwd=ROOT)
-    if r.returncode: sys.exit(f"bench: our matched training failed:\n{r.stderr[-3000:]}")
-    metrics = (ours_run/"metrics.jsonl").read_text()
-    recs = [json.loads(l) for l in metrics.splitlines()]
-    our_rates = [x["tokens_per_s"] for x in recs if x["kind"] == "train"]
-    our_train, o_evals = statistics.median(our_rates[len(our_rates) // 3:]), our_evals(metrics)
-    print(f"  ours train: {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in o_evals]}", file=sys.stderr)
+    our_train, o_evals = train_ours(args, WORK/"ours", updates, every, env)
     joey_dec = {b: joey_decode(py, joey_config(cfg, paths, updates, every, beam=b, load_model=WORK/"model"/"best.ckpt"),
                                args.decode_repeats, env) for b in (1, 5)}
-    dec_args = type(args)(**{**vars(args), "ckpt": str(ours_run/"best.pt")})
-    from bench import child
-    our_dec = child("decode", dec_args, env={"OMP_NUM_THREADS": str(args.threads)})
-    our_dec = {1: our_dec["greedy"], 5: our_dec["beam5"]}
+    our_dec = decode_ours(args, WORK/"ours")
     res = {"updates": updates, "eval_every": every, "target_tokens_per_update": paths["ours_target_per_update"],
            "joeynmt_batch_size": joey_batch, "joeynmt_train_tokens_per_s": joey_train, "ours_train_tokens_per_s": our_train,
            "evals": {"joeynmt": j_evals, "ours": o_evals},
@@ -289,8 +276,41 @@ def run(args, ours) -> dict:
            "ratio_train": our_train / joey_train, "ratio_beam5": our_dec[5]["sent_per_s"] / joey_dec[5]["sent_per_s"],
            "ratio_greedy": our_dec[1]["sent_per_s"] / joey_dec[1]["sent_per_s"]}
     res["matched_quality"] = quality_matched(joey_dec, our_dec)
+    if getattr(args, "joey_ours_bf16", False):              # JoeyNMT 2.3 cannot autocast on a CPU (joeynmt/config.py turns fp16 off)
+        rate, evals = train_ours(args, WORK/"ours_bf16", updates, every, env, precision="bf16")
+        dec = decode_ours(args, WORK/"ours_bf16", precision="bf16")
+        res["ours_bf16"] = {"train_tokens_per_s": rate, "evals": evals, "time_to_bleu": compare_time_to_bleu(j_evals, evals, args.joey_bleu),
+                            "decode": dec, "ratio_train": rate / joey_train, "ratio_beam5": dec[5]["sent_per_s"] / joey_dec[5]["sent_per_s"],
+                            "matched_quality": quality_matched(joey_dec, dec)}
     res["rows"] = rows(res)
     return res
+
+
+def train_ours(args, run_dir:Path, updates:int, every:int, env:dict, precision:str="fp32") -> tuple:
+    "Our matched training run: its training rate (target tokens/s, the median after the first third) and its evaluations."
+    shutil.rmtree(run_dir, ignore_errors=True)
+    t0 = time.time()
+    o = list(args.set) + MATCHED + [f"train.max_steps={updates}", "train.max_epochs=0", "train.max_minutes=0", f"train.eval_every={every}",
+                                    "train.eval_beam=1", "train.eval_sentences=0", "train.patience=0", "train.test_beam=0",
+                                    "train.schedule=inverse_sqrt", "train.tensorboard=false", "train.log_every=10", f"train.threads={args.threads}",
+                                    f"train.precision={precision}"]
+    r = subprocess.run([sys.executable, "-m", "seq2seq_nb.train", "--config", args.config, "--run-dir", str(run_dir),
+                        *sum((["--set", x] for x in o), [])], capture_output=True, text=True, env=env, cwd=ROOT)
+    if r.returncode: sys.exit(f"bench: our matched training ({precision}) failed:\n{r.stderr[-3000:]}")
+    metrics = (run_dir/"metrics.jsonl").read_text()
+    rates = [x["tokens_per_s"] for x in map(json.loads, metrics.splitlines()) if x["kind"] == "train"]
+    evals = our_evals(metrics)
+    print(f"  ours train ({precision}): {updates} updates, {time.time() - t0:.0f}s; dev BLEU {[round(e['bleu'], 1) for e in evals]}", file=sys.stderr)
+    return statistics.median(rates[len(rates) // 3:]), evals
+
+
+def decode_ours(args, run_dir:Path, precision:str="fp32") -> dict:
+    "Our decoding figures {1: greedy, 5: beam 5} with the run's best-dev checkpoint, in `precision` (bench.py's decode task)."
+    from bench import child
+    dec_args = type(args)(**{**vars(args), "ckpt": str(run_dir/"best.pt")})
+    d = child("decode", dec_args, ["--precision", precision] + (["--single-sentences", "0"] if precision != "fp32" else []),
+              env={"OMP_NUM_THREADS": str(args.threads)})
+    return {1: d["greedy"], 5: d["beam5"]}
 
 
 def quality_matched(joey_dec, our_dec, min_bleu=15.0, max_len_gap=0.10) -> bool:
@@ -315,4 +335,13 @@ def rows(res) -> dict:
             f"{dec(j[b])}; ours {dec(o[b])}; {o[b]['sent_per_s'] / j[b]['sent_per_s']:.2f}x sentences/s, "
             f"{o[b]['hyp_steps_per_s'] / j[b]['hyp_steps_per_s']:.2f}x hyp-steps/s")
     if not res["matched_quality"]: out["JoeyNMT 2.3 warning"] = "quality not matched (a BLEU <= 15 or output lengths more than 10% apart)"
+    if "ours_bf16" in res:                                   # ours in bf16 autocast against JoeyNMT in fp32, its only CPU precision
+        b = res["ours_bf16"]
+        ttb = "; ".join(f"dev BLEU {x} " + (f"{t['ours_minutes']:.1f} min ({t['ratio']:.2f}x)" if t["ratio"] else
+                                             "not reached" if t["ours_minutes"] is None else f"{t['ours_minutes']:.1f} min (JoeyNMT: not reached)")
+                        for x, t in b["time_to_bleu"].items())
+        out["ours bf16 autocast vs JoeyNMT 2.3 fp32"] = (
+            f"train {b['train_tokens_per_s']:,.0f} target tokens/s ({b['ratio_train']:.2f}x); time to {ttb}; beam 5 "
+            f"{b['decode'][5]['sent_per_s']:.1f} sentences/s ({b['ratio_beam5']:.2f}x, BLEU {b['decode'][5]['bleu']:.1f}, "
+            f"{b['decode'][5]['mean_len']:.1f} subwords/sentence)" + ("" if b["matched_quality"] else "; quality not matched"))
     return out

@@ -108,3 +108,32 @@ def test_joeynmt_schedule_is_checked_against_ours_on_its_log():
         jb.check_joey_schedule(LOG, lr=3e-3, warmup=100)          # another warm-up: caught at the first line
     with pytest.raises(ValueError, match="differ"):
         jb.check_joey_schedule(LOG, lr=1e-3, warmup=20)           # another peak (JoeyNMT ignoring the one asked for)
+
+
+def test_the_bf16_row_compares_against_the_same_joeynmt_run():
+    dec = lambda s, b, l: {"sent_per_s": s, "hyp_steps_per_s": 10 * s, "bleu": b, "mean_len": l}
+    joey_evals = [{"step": 100, "bleu": 16.0, "minutes": 8.0}, {"step": 200, "bleu": 21.0, "minutes": 16.0}]
+    bf16_evals = [{"step": 100, "bleu": 15.5, "minutes": 2.0}, {"step": 200, "bleu": 19.0, "minutes": 4.0}]
+    res = {"updates": 200, "joeynmt_train_tokens_per_s": 500.0, "ours_train_tokens_per_s": 1500.0, "ratio_train": 3.0,
+           "time_to_bleu": jb.compare_time_to_bleu(joey_evals, joey_evals, [15, 20]),
+           "joeynmt_decode": {1: dec(50, 30.0, 15.0), 5: dec(30, 31.0, 15.0)},
+           "ours_decode": {1: dec(150, 33.0, 15.5), 5: dec(90, 34.0, 15.2)}, "matched_quality": True,
+           "ours_bf16": {"train_tokens_per_s": 2100.0, "ratio_train": 4.2, "evals": bf16_evals, "matched_quality": True,
+                         "time_to_bleu": jb.compare_time_to_bleu(joey_evals, bf16_evals, [15, 20]),
+                         "decode": {1: dec(210, 33.0, 15.4), 5: dec(126, 34.1, 15.1)}, "ratio_beam5": 4.2}}
+    row = jb.rows(res)["ours bf16 autocast vs JoeyNMT 2.3 fp32"]
+    assert row.startswith("train 2,100 target tokens/s (4.20x); time to dev BLEU 15 2.0 min (4.00x); dev BLEU 20 not reached;")
+    assert "beam 5 126.0 sentences/s (4.20x, BLEU 34.1" in row and "not matched" not in row
+    assert "JoeyNMT: not reached" in jb.rows({**res, "ours_bf16": {**res["ours_bf16"], "time_to_bleu": jb.compare_time_to_bleu(
+        joey_evals[:1], bf16_evals, [19])}})["ours bf16 autocast vs JoeyNMT 2.3 fp32"]
+
+
+def test_our_matched_run_trains_in_the_precision_asked_for(tmp_path):
+    "train_ours at tiny sizes, in bf16: the run's config says bf16, it evaluates every `every` updates and at its end."
+    import argparse, yaml
+    from conftest import quick_overrides
+    a = argparse.Namespace(config=str(ROOT/"configs/tiny.yaml"), threads=1,
+                           set=quick_overrides(**{"data.valid_subset": 16}))
+    rate, evals = jb.train_ours(a, tmp_path/"ours", 20, 10, {**__import__("os").environ, "OMP_NUM_THREADS": "1"}, precision="bf16")
+    assert yaml.safe_load((tmp_path/"ours"/"config.yaml").read_text())["train"]["precision"] == "bf16"
+    assert rate > 0 and [e["step"] for e in evals if e["step"]] == [10, 20] and all(e["minutes"] >= 0 for e in evals)
