@@ -382,7 +382,9 @@ def _write_run_files(self:Trainer):
     for stale in self.run_dir.glob(".*.tmp"): stale.unlink()              # left by a process killed mid-write
     import yaml
     with atomic_write(self.run_dir/"config.yaml", "w") as f: yaml.safe_dump(to_dict(self.cfg), f, sort_keys=False)
-    with atomic_write(self.run_dir/"git_hash.txt", "w") as f: f.write(self.git + "\n")
+    starts = self.run_dir/"git_hash.txt"                                   # one line per start: a resumed run keeps its history
+    earlier = starts.read_text() if self.step and starts.exists() else ""
+    with atomic_write(starts, "w") as f: f.write(f"{earlier}{self.git} from step {self.step} ({self.cfg.train.precision})\n")
     self.tok.save(self.run_dir)
 
 # %% ../nbs/03_train_at_scale.ipynb #9854583c

@@ -317,6 +317,8 @@ def test_a_stopped_run_is_not_scored_a_finished_one_is_scored_once(tmp_path, sma
 
     done = Trainer(cfg(6), run, resume=True, quiet=True).fit()
     assert done["reason"] == "limit reached" and done["steps"] == 6 and "test" in done
+    starts = (run/"git_hash.txt").read_text().splitlines()                # one line per start, the earlier kept
+    assert [l.split(" ", 1)[1] for l in starts] == ["from step 0 (fp32)", "from step 2 (fp32)"] and starts[0].split()[0] == done["git"]
     assert json.loads((run/"results.json").read_text()) == done and len(records("test")) == 1
 
     again = Trainer(cfg(6), run, resume=True, quiet=True).fit()
