@@ -232,6 +232,11 @@ def main():
     res["train_bf16"]["emulated"] = emulated
     if args.device == "cuda":
         res["mfu_bf16"] = flops * res["train_bf16"]["tokens_per_s"] / (res["matmul"]["bf16"]["gflops"] * 1e9)
+    from seq2seq_nb.core import bf16_is_faster                   # the probe behind `precision: auto`, beside what it predicts
+    torch.set_num_threads(args.threads)
+    picks = bf16_is_faster(torch.device(args.device))
+    res["precision_auto"] = {"picks": "bf16" if picks else "fp32", "probe": bf16_is_faster.last,
+                             "train_bf16_over_fp32": None if emulated else res["train_bf16"]["tokens_per_s"] / res["train_fp32"]["tokens_per_s"]}
     save()
     if args.device == "cuda":                                  # fp16 autocast with loss scaling (GradScaler): CUDA only
         res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env); save()
@@ -258,6 +263,14 @@ def main():
     print(f"\nwritten to {out}")
 
 
+def _auto_row(a:dict) -> str:
+    "What `precision: auto` picks on this machine, its probe, and whether the measured training speeds agree."
+    ratio = a["train_bf16_over_fp32"]
+    measured = "bf16 training not measured (emulated)" if ratio is None else f"bf16 training measured at {ratio:.2f}x fp32"
+    agree = ratio is None and a["picks"] == "fp32" or ratio is not None and (ratio > 1) == (a["picks"] == "bf16")
+    return f"{a['picks']} ({a['probe']}); {measured}" + ("" if agree else ": the probe disagrees with training")
+
+
 def table(r) -> str:
     tf, mm = r["train_fp32"], r["matmul"]
     rows = [("CPU", f"{r['cpu']} ({r['capability']}), {r['threads']} threads, torch {r['torch']}")]
@@ -268,6 +281,7 @@ def table(r) -> str:
             ("train bf16 autocast", f"{r['train_bf16']['tokens_per_s']:,.0f} target tokens/s " + ("(batches of 300 tokens, one step: "
              "no bf16 instructions)" if r["train_bf16"].get("emulated", True) else f"(the same batches; {r['train_bf16']['tokens_per_s'] / tf['tokens_per_s']:.2f}x fp32)")),
             ("train FLOPs per target token", f"{r['train_flops_per_token'] / 1e6:.1f} MFLOP"),
+            *([("precision: auto picks", _auto_row(r["precision_auto"]))] if "precision_auto" in r else []),
             ("MFU fp32", f"{r['mfu_fp32']:.1%}")]
     if "train_fp16" in r:
         rows += [("train fp16 autocast + loss scaling", f"{r['train_fp16']['tokens_per_s']:,.0f} target tokens/s "

@@ -97,3 +97,17 @@ def test_the_table_shows_bf16_decoding_against_fp32():
     assert "decode greedy bf16 autocast | 300.0 sentences/s (1.50x fp32;" in t and "one sentence at a time | 4.0" in t
     del r["decode"]["beam5_single"]                                                  # --single-sentences 0
     assert "one sentence at a time" not in table(r) and "peak RSS, decoding" in table(r)
+
+
+def test_the_table_says_what_precision_auto_picks_and_whether_training_agrees():
+    import re
+    from bench import table
+    r = _result(False)
+    probe = "512² matmul: bf16 400 vs fp32 180 GFLOP/s"
+    r["precision_auto"] = {"picks": "bf16", "probe": probe, "train_bf16_over_fp32": 1.42}
+    t = re.sub(r" +", " ", table(r))
+    assert f"precision: auto picks | bf16 ({probe}); bf16 training measured at 1.42x fp32 |" in t
+    r["precision_auto"]["train_bf16_over_fp32"] = 0.9                             # a probe that would mislead auto
+    assert "the probe disagrees with training" in table(r)
+    r["precision_auto"] = {"picks": "fp32", "probe": "512² matmul: bf16 1 vs fp32 100 GFLOP/s", "train_bf16_over_fp32": None}
+    assert "fp32 (512² matmul: bf16 1 vs fp32 100 GFLOP/s); bf16 training not measured (emulated) |" in re.sub(r" +", " ", table(r))
