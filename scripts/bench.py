@@ -14,7 +14,9 @@ timed repeats after warm-up:
     + backward = 3x forward) x tokens/s / the fp32 matmul FLOP/s measured above;
   * decoding on test_2016_flickr: sentences/s for greedy, batched beam 5, and the one-sentence-at-a-time
     beam search (on a subset);
-  * peak resident memory of training and of decoding.
+  * peak resident memory of training and of decoding;
+  * a profile of the fp32 training step (`torch.profiler`): the share of its time in matrix products, the rate
+    they run at (MFU / that share), and the operators that take the rest.
 """
 import argparse, datetime, json, os, platform, resource, socket, statistics, subprocess, sys, time
 from pathlib import Path
@@ -132,7 +134,33 @@ def task_decode(args):
     return out
 
 
-TASKS = {"matmul": task_matmul, "train": task_train, "decode": task_decode}
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::mv", "aten::addmv_",
+              "aten::addmv", "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"}      # matrix(-vector) products
+
+
+def task_profile(args):
+    """Where a training step's time goes: `torch.profiler` over the same real batches as `train`, each operator's own
+    (self) CPU time as a share of the whole; the matrix products (`MATMUL_OPS`) apart. The profiler's own overhead falls
+    on the many small operators, so their shares are upper bounds and the matrix products' share a lower bound."""
+    import tempfile
+    from torch.profiler import ProfilerActivity, profile
+    from seq2seq_nb.train import Trainer, load_config
+    o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false",
+                          f"train.device={args.device}"]
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
+        it = iter(tr.loader)
+        warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
+        for b in warm: tr.train_step([b])
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for b in timed: tr.train_step([b])
+    ev = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in ev)
+    ops = sorted(((e.key, e.self_cpu_time_total / total) for e in ev), key=lambda kv: -kv[1])
+    return {"matmul_share": sum(s for k, s in ops if k in MATMUL_OPS), "top": ops[:12], "steps": len(timed)}
+
+
+TASKS = {"matmul": task_matmul, "train": task_train, "decode": task_decode, "profile": task_profile}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,6 +254,8 @@ def main():
     flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
     res["train_flops_per_token"] = flops
     res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9); save()
+    if args.device == "cpu":                                   # where the fp32 step's time goes: the MFU's explanation
+        res["train_profile"] = child("profile", args, env=env); save()
     emulated = args.device == "cpu" and res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
     res["train_bf16"] = child("train", args, ["--precision", "bf16"] + (["--max-tokens", "300", "--repeats", "1", "--steps", "1",
                                               "--warmup", "1"] if emulated else []), env=env)
@@ -283,6 +313,11 @@ def table(r) -> str:
             ("train FLOPs per target token", f"{r['train_flops_per_token'] / 1e6:.1f} MFLOP"),
             *([("precision: auto picks", _auto_row(r["precision_auto"]))] if "precision_auto" in r else []),
             ("MFU fp32", f"{r['mfu_fp32']:.1%}")]
+    if "train_profile" in r:
+        p = r["train_profile"]
+        rest = ", ".join([f"{k.removeprefix('aten::')} {s:.0%}" for k, s in p["top"] if k not in MATMUL_OPS][:4])
+        rows.append(("train fp32, time in matrix products (profiled)", f"{p['matmul_share']:.0%}, running at "
+                     f"{r['mfu_fp32'] / p['matmul_share']:.0%} of the fp32 matmul rate above; the most of the rest: {rest}"))
     if "train_fp16" in r:
         rows += [("train fp16 autocast + loss scaling", f"{r['train_fp16']['tokens_per_s']:,.0f} target tokens/s "
                   f"({r['train_fp16']['tokens_per_s'] / tf['tokens_per_s']:.2f}x fp32)"), ("MFU bf16", f"{r['mfu_bf16']:.1%}"),

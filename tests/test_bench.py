@@ -111,3 +111,21 @@ def test_the_table_says_what_precision_auto_picks_and_whether_training_agrees():
     assert "the probe disagrees with training" in table(r)
     r["precision_auto"] = {"picks": "fp32", "probe": "512² matmul: bf16 1 vs fp32 100 GFLOP/s", "train_bf16_over_fp32": None}
     assert "fp32 (512² matmul: bf16 1 vs fp32 100 GFLOP/s); bf16 training not measured (emulated) |" in re.sub(r" +", " ", table(r))
+
+
+def test_the_training_profile_splits_the_step_into_matrix_products_and_the_rest(monkeypatch):
+    "The profile child runs the real training step and finds its matrix products; the table explains the MFU with it."
+    import argparse, re
+    import bench
+    from bench import table
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = argparse.Namespace(config=str(ROOT/"configs/tiny.yaml"), threads=1, repeats=1, device="cpu", steps=2, warmup=1, set=[])
+    p = bench.child("profile", args)
+    shares = dict(p["top"])
+    assert p["steps"] == 2 and 0.05 < p["matmul_share"] < 1 and 0 < sum(shares.values()) <= 1 + 1e-9
+    assert any(k in bench.MATMUL_OPS for k in shares) and list(shares.values()) == sorted(shares.values(), reverse=True)
+    r = _result(False)                                                      # MFU 60% of the made-up table
+    r["train_profile"] = {"matmul_share": 0.75, "top": [["aten::addmm", 0.5], ["aten::tanh", 0.1], ["aten::mm", 0.25],
+                                                        ["aten::mul", 0.05]], "steps": 8}
+    t = re.sub(r" +", " ", table(r))
+    assert "time in matrix products (profiled) | 75%, running at 80% of the fp32 matmul rate above; the most of the rest: tanh 10%, mul 5% |" in t
