@@ -18,7 +18,7 @@ timed repeats after warm-up:
   * a profile of the fp32 training step (`torch.profiler`): the share of its time in matrix products, the rate
     they run at (MFU / that share), and the operators that take the rest.
 """
-import argparse, datetime, json, os, platform, resource, socket, statistics, subprocess, sys, time
+import argparse, contextlib, datetime, json, os, platform, resource, socket, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,21 +61,28 @@ def task_matmul(args):
     return out
 
 
-def task_train(args):
-    "Target tokens/s of `Trainer.train_step` (the real training step: loss, clipping, Adam, schedule) on real batches."
+@contextlib.contextmanager
+def _warm_trainer(args):
+    "The config's real `Trainer` (args' precision, threads, device) after `args.warmup` steps, and the next `args.steps` batches."
     import tempfile
-    from seq2seq_nb.data import padding_ratio
     from seq2seq_nb.train import Trainer, load_config
     o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false",
                           f"train.device={args.device}"]
-    if args.max_tokens: o.append(f"data.max_tokens={args.max_tokens}")
+    if getattr(args, "max_tokens", 0): o.append(f"data.max_tokens={args.max_tokens}")
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
-        pad = padding_ratio(tr.loader)
         it = iter(tr.loader)                                  # the same batches (epoch 0 order) for every repeat and lever
         warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
         for b in warm: tr.train_step([b])
         _sync(args)
+        yield tr, timed
+
+
+def task_train(args):
+    "Target tokens/s of `Trainer.train_step` (the real training step: loss, clipping, Adam, schedule) on real batches."
+    from seq2seq_nb.data import padding_ratio
+    with _warm_trainer(args) as (tr, timed):
+        pad = padding_ratio(tr.loader)
         n = sum(b.n_tokens for b in timed)
         tgt_tok, src_tok = n, sum(int(b.src_mask.sum()) for b in timed)
         span = sum(int((b.tgt_mask.sum(1) * b.src_lengths).sum()) for b in timed)
@@ -142,16 +149,8 @@ def task_profile(args):
     """Where a training step's time goes: `torch.profiler` over the same real batches as `train`, each operator's own
     (self) CPU time as a share of the whole; the matrix products (`MATMUL_OPS`) apart. The profiler's own overhead falls
     on the many small operators, so their shares are upper bounds and the matrix products' share a lower bound."""
-    import tempfile
     from torch.profiler import ProfilerActivity, profile
-    from seq2seq_nb.train import Trainer, load_config
-    o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false",
-                          f"train.device={args.device}"]
-    with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
-        it = iter(tr.loader)
-        warm, timed = [next(it) for _ in range(args.warmup)], [next(it) for _ in range(args.steps)]
-        for b in warm: tr.train_step([b])
+    with _warm_trainer(args) as (tr, timed):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for b in timed: tr.train_step([b])
     ev = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
