@@ -68,7 +68,7 @@ def _warm_trainer(args):
     from seq2seq_nb.train import Trainer, load_config
     o = list(args.set) + [f"train.precision={args.precision}", f"train.threads={args.threads}", "train.tensorboard=false",
                           f"train.device={args.device}"]
-    if getattr(args, "max_tokens", 0): o.append(f"data.max_tokens={args.max_tokens}")
+    if args.max_tokens: o.append(f"data.max_tokens={args.max_tokens}")
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(load_config(args.config, o), Path(d), quiet=True)
         it = iter(tr.loader)                                  # the same batches (epoch 0 order) for every repeat and lever
