@@ -14,7 +14,8 @@ timed repeats after warm-up:
     + backward = 3x forward) x tokens/s / the fp32 matmul FLOP/s measured above;
   * decoding on test_2016_flickr: sentences/s for greedy, batched beam 5, and the one-sentence-at-a-time
     beam search (on a subset);
-  * peak resident memory of training and of decoding;
+  * peak resident memory of training and of decoding, and resident memory along 250 distinct bf16 training
+    batches with oneDNN's kernel caches capped (the default, `limit_onednn_caches`) and at oneDNN's 1,024;
   * a profile of the fp32 training step (`torch.profiler`): the share of its time in matrix products, the rate
     they run at (MFU / that share), and the operators that take the rest.
 """
@@ -145,6 +146,21 @@ MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::ad
               "aten::addmv", "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"}      # matrix(-vector) products
 
 
+def task_memory(args):
+    """Resident memory over `args.steps` distinct real batches, each trained once (hundreds of batch shapes): with
+    oneDNN's kernel caches capped (`limit_onednn_caches`, the default) it levels off; at 1,024 entries it grows."""
+    from seq2seq_nb.core import ONEDNN_CACHES
+    rss = lambda: int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    with _warm_trainer(args) as (tr, timed):
+        every, curve, t0 = max(1, len(timed) // 5), [(0, rss())], time.perf_counter()
+        for i, b in enumerate(timed, 1):
+            tr.train_step([b])
+            if i % every == 0 or i == len(timed): curve.append((i, rss()))
+        seconds = time.perf_counter() - t0
+    return {"rss_mb": curve, "seconds": seconds, "tokens_per_s": sum(b.n_tokens for b in timed) / seconds,
+            "caches": {k: os.environ.get(k) for k in ONEDNN_CACHES}}
+
+
 def task_profile(args):
     """Where a training step's time goes: `torch.profiler` over the same real batches as `train`, each operator's own
     (self) CPU time as a share of the whole; the matrix products (`MATMUL_OPS`) apart. The profiler's own overhead falls
@@ -159,7 +175,7 @@ def task_profile(args):
     return {"matmul_share": sum(s for k, s in ops if k in MATMUL_OPS), "top": ops[:12], "steps": len(timed)}
 
 
-TASKS = {"matmul": task_matmul, "train": task_train, "decode": task_decode, "profile": task_profile}
+TASKS = {"memory": task_memory, "matmul": task_matmul, "train": task_train, "decode": task_decode, "profile": task_profile}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -218,6 +234,8 @@ def main():
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--max-tokens", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--no-levers", action="store_true", help="skip the side-by-side lever measurements")
+    p.add_argument("--memory-steps", type=int, default=250, help="bf16 training steps of the memory comparison (oneDNN "
+                   "caches capped vs oneDNN's default; 0: skip; about 4 minutes at 250 on 2 cores)")
     p.add_argument("--joeynmt", action="store_true", help="also benchmark JoeyNMT 2.3 (own venv) on the same data and sizes")
     p.add_argument("--joey-updates", type=int, default=1600, help="training updates for both toolkits in --joeynmt mode "
                    "(1,600: both translate alike, dev BLEU about 30; about 90 minutes on 2 CPU cores)")
@@ -237,6 +255,7 @@ def main():
     env = {"OMP_NUM_THREADS": str(args.threads)}
     import torch
     from seq2seq_nb.train import load_config, _cpu_name
+    from seq2seq_nb.core import ONEDNN_CACHES
     cfg = load_config(args.config, args.set)
     res = {"host": socket.gethostname(), "date": datetime.date.today().isoformat(), "cpu": _cpu_name(),
            "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads, "torch": torch.__version__,
@@ -278,6 +297,10 @@ def main():
             "OMP_WAIT_POLICY=PASSIVE": lever([], {**env, "OMP_WAIT_POLICY": "PASSIVE"}),
             "1 thread": lever(["--threads", "1"], {"OMP_NUM_THREADS": "1"}),
         }
+    if args.memory_steps and args.device == "cpu" and not emulated:   # bf16: where the caches grew (6.1 GB peak in a full run)
+        mem = ["--precision", "bf16", "--steps", str(args.memory_steps), "--warmup", "0", "--repeats", "1"]
+        res["memory_bf16"] = {"capped": child("memory", args, mem, env=env),
+                              "1024": child("memory", args, mem, env={**env, **dict.fromkeys(ONEDNN_CACHES, "1024")})}; save()
     if Path(args.ckpt).exists():
         res["decode"] = child("decode", args, env=env); save()
         if not emulated:                                       # bf16 autocast decoding where bf16 runs natively
@@ -328,6 +351,11 @@ def table(r) -> str:
         v = v if isinstance(v, dict) else {"tokens_per_s": v}             # files before 2026-11-26 kept tokens/s only
         mem = f", peak RSS {v['peak_rss_mb']:,.0f} MB (vs {tf['peak_rss_mb']:,.0f})" if "peak_rss_mb" in v else ""
         rows.append((f"lever: {k}", f"{v['tokens_per_s']:,.0f} target tokens/s (vs {tf['tokens_per_s']:,.0f}){mem}"))
+    if "memory_bf16" in r:
+        for k, m in r["memory_bf16"].items():
+            c = m["rss_mb"]
+            rows.append((f"RSS over {c[-1][0]} bf16 steps, oneDNN caches {'capped at ' + m['caches']['LRU_CACHE_CAPACITY'] if k == 'capped' else 'at 1,024'}",
+                         " → ".join(f"{v:,.0f}" for _, v in c) + f" MB ({m['tokens_per_s']:,.0f} target tokens/s)"))
     if "decode" in r:
         d = r["decode"]
         rows += [(f"decode {k}", f"{d[k]['sent_per_s']:.1f} sentences/s, {d[k]['hyp_steps_per_s']:,.0f} hypothesis-steps/s "

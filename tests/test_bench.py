@@ -129,3 +129,26 @@ def test_the_training_profile_splits_the_step_into_matrix_products_and_the_rest(
                                                         ["aten::mul", 0.05]], "steps": 8}
     t = re.sub(r" +", " ", table(r))
     assert "time in matrix products (profiled) | 75%, running at 80% of the fp32 matmul rate above; the most of the rest: tanh 10%, mul 5% |" in t
+
+
+def test_the_memory_child_trains_distinct_batches_and_reports_the_caches_it_ran_with(monkeypatch):
+    "The memory comparison: RSS along distinct real batches, in the cache setting the parent gives (the user's value wins)."
+    import argparse, re
+    import bench
+    from bench import table
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("LRU_CACHE_CAPACITY", raising=False)
+    args = argparse.Namespace(config=str(ROOT/"configs/tiny.yaml"), threads=1, repeats=1, device="cpu", steps=10, warmup=0, set=[])
+    capped = bench.child("memory", args)
+    default = bench.child("memory", args, env=dict.fromkeys(("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"), "1024"))
+    assert capped["caches"] == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8", "LRU_CACHE_CAPACITY": "8"}
+    assert default["caches"] == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024", "LRU_CACHE_CAPACITY": "1024"}
+    for m in (capped, default):
+        assert [s for s, _ in m["rss_mb"]] == [0, 2, 4, 6, 8, 10] and all(v > 0 for _, v in m["rss_mb"]) and m["tokens_per_s"] > 0
+    r = _result(False)
+    r["memory_bf16"] = {"capped": {**capped, "rss_mb": [[0, 400.0], [125, 1200.0], [250, 1210.0]]},
+                        "1024": {**default, "rss_mb": [[0, 400.0], [125, 2000.0], [250, 3000.0]], "tokens_per_s": 4567.0}}
+    t = re.sub(r" +", " ", table(r))
+    assert "| RSS over 250 bf16 steps, oneDNN caches capped at 8 | 400 → 1,200 → 1,210 MB (" in t
+    assert "| RSS over 250 bf16 steps, oneDNN caches at 1,024 | 400 → 2,000 → 3,000 MB (4,567 target tokens/s) |" in t
