@@ -175,7 +175,7 @@ def task_profile(args):
     return {"matmul_share": sum(s for k, s in ops if k in MATMUL_OPS), "top": ops[:12], "steps": len(timed)}
 
 
-TASKS = {"memory": task_memory, "matmul": task_matmul, "train": task_train, "decode": task_decode, "profile": task_profile}
+TASKS = {"matmul": task_matmul, "train": task_train, "decode": task_decode, "profile": task_profile, "memory": task_memory}
 
 
 # ---------------------------------------------------------------------------------------------------------
