@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .core import Dropout
 from .data import BOS, EOS, PAD
 from .vanilla import (RNN_KEYS, Encoder, Generator, ModelConfig, RNNState, Seq2Seq, greedy_decode,
                                 init_embedding, register_model)
@@ -31,7 +32,7 @@ class BahdanauAttention(nn.Module):
         self.W_a = nn.Linear(query_dim, attn_dim, bias=False)
         self.U_a = nn.Linear(key_dim, attn_dim)
         self.v_a = nn.Parameter(torch.empty(attn_dim).uniform_(-attn_dim ** -0.5, attn_dim ** -0.5))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def keys(self, enc_out):
         "`U_a h_j` for every source position, once per batch: (B, S, 2·H_enc) -> (B, S, A)."
@@ -98,7 +99,7 @@ class AttentionSeq2Seq(Seq2Seq):
         self.W_init = nn.Linear(C, Hd)
         self.emb = nn.Embedding(tgt_vocab, cfg.emb_dim, padding_idx=PAD)
         self.cell = (nn.GRUCell if cfg.cell == "gru" else nn.LSTMCell)(cfg.emb_dim + C, Hd)
-        self.drop_emb, self.drop_rnn = nn.Dropout(cfg.dropout_emb), nn.Dropout(cfg.dropout_rnn)
+        self.drop_emb, self.drop_rnn = Dropout(cfg.dropout_emb), Dropout(cfg.dropout_rnn)
         self.generator = Generator(Hd + C, tgt_vocab, cfg.readout_dim, self.emb if cfg.tie_embeddings else None, cfg.dropout_rnn)
         for e in (self.encoder.emb, self.emb): init_embedding(e)
 

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['ONEDNN_CACHES', 'CHECKPOINT_FORMAT', 'PLUGINS', 'SEARCHES', 'ConfigError', 'check', 'from_dict', 'to_dict',
            'apply_overrides', 'from_yaml', 'set_seed', 'set_deterministic', 'git_hash', 'atomic_write', 'project_root',
-           'limit_onednn_caches', 'bf16_is_faster', 'keep_freed_memory', 'setup_runtime', 'autocast', 'CheckpointError',
-           'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'dist_info', 'dist_device', 'broadcast',
-           'all_reduce', 'load_plugins', 'register_search', 'get_search']
+           'limit_onednn_caches', 'bf16_is_faster', 'keep_freed_memory', 'setup_runtime', 'autocast', 'Dropout',
+           'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'dist_info',
+           'dist_device', 'broadcast', 'all_reduce', 'load_plugins', 'register_search', 'get_search']
 
 # %% ../nbs/99_core.ipynb #df229ecd
 import contextlib, dataclasses, difflib, importlib, os, random, subprocess, tempfile, time, types, typing, warnings
@@ -264,6 +264,14 @@ def autocast(device:torch.device, precision:str):
     "The autocast context for `precision` ('fp32': none)."
     if precision == "fp32": return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+# %% ../nbs/99_core.ipynb #be5fb5c3
+class Dropout(torch.nn.Dropout):
+    "`nn.Dropout` whose CPU mask is `rand >= p` (vectorised) instead of `bernoulli_` (element by element): same distribution, faster."
+    def forward(self, x):
+        if not self.training or self.inplace or x.device.type != "cpu" or not 0 < self.p < 1: return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device) >= self.p             # fp32 uniforms, whatever x's dtype
+        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
 
 # %% ../nbs/99_core.ipynb #2a24944f
 CHECKPOINT_FORMAT = "seq2seq_nb.checkpoint/1"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .core import ConfigError
+from .core import ConfigError, Dropout
 from .data import PAD, Batch
 from .vanilla import RNN_KEYS, Encoder, Generator, ModelConfig, RNNState, Seq2Seq, init_embedding, register_model
 from .attention import AttentionMemory, AttentionSeq2Seq, BahdanauAttention, gru_gates, lstm_gates, masked_softmax
@@ -92,7 +92,7 @@ class RNNSeq2Seq(Seq2Seq):
         extra = Hd if self.luong else C                                            # bottom input: [e(y); h̃_{t-1}] or [e(y); c_i]
         self.cells = nn.ModuleList([Cell(E + extra, Hd)] + [Cell(Hd, Hd) for _ in range(cfg.dec_layers - 1)])
         self.W_c = nn.Linear(C + Hd, Hd, bias=False) if self.luong else None       # h̃_t = tanh(W_c [c_t; h_t])
-        self.drop_emb, self.drop_rnn = nn.Dropout(cfg.dropout_emb), nn.Dropout(cfg.dropout_rnn)
+        self.drop_emb, self.drop_rnn = Dropout(cfg.dropout_emb), Dropout(cfg.dropout_rnn)
         out_dim = Hd if self.luong else Hd + C                                     # the generator reads h̃_t, or [s_i; c_i]
         self.generator = Generator(out_dim, tgt_vocab, cfg.readout_dim, self.emb if cfg.tie_embeddings else None, cfg.dropout_rnn)
         for e in (self.encoder.emb, self.emb): init_embedding(e)

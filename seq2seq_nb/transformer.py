@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError
+from .core import ConfigError, Dropout
 from .data import PAD
 from .vanilla import Generator, ModelConfig, Seq2Seq, TransformerConfig, init_embedding, register_model
 from .attention import masked_softmax
@@ -67,7 +67,7 @@ class Embeddings(nn.Module):
     "Dropout(√d · e(ids) + PE[start : start + L]) with one embedding matrix `emb` (V, d)."
     def __init__(self, vocab:int, d_model:int, dropout:float=0.):
         super().__init__()
-        self.emb, self.drop = nn.Embedding(vocab, d_model, padding_idx=PAD), nn.Dropout(dropout)
+        self.emb, self.drop = nn.Embedding(vocab, d_model, padding_idx=PAD), Dropout(dropout)
         self.register_buffer("pe", sinusoidal_positions(MAX_POSITIONS, d_model), persistent=False)  # not in checkpoints
 
     def forward(self, ids, start:int=0):
@@ -79,7 +79,7 @@ class Embeddings(nn.Module):
 # %% ../nbs/07_transformer.ipynb #eba1b62b
 def feed_forward(d_model:int, ff_dim:int, dropout:float=0.) -> nn.Sequential:
     "FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 at every position (dropout on the inner layer)."
-    return nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+    return nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(), Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 class EncoderLayer(nn.Module):
     "Pre-LN encoder layer: x + Dropout(SelfAttn(LN(x))), then x + Dropout(FFN(LN(x)))."
@@ -87,7 +87,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.ln_self, self.ln_ff = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
         self.self_attn = MultiHeadAttention(c.d_model, c.heads, c.attn_dropout)
-        self.ff, self.drop = feed_forward(c.d_model, c.ff_dim, c.dropout), nn.Dropout(c.dropout)
+        self.ff, self.drop = feed_forward(c.d_model, c.ff_dim, c.dropout), Dropout(c.dropout)
 
     def forward(self, x, mask):
         "`x` (B, S, d_model), `mask` (B, 1, 1, S) True on real tokens -> (B, S, d_model)."
@@ -113,7 +113,7 @@ class DecoderLayer(nn.Module):
         self.ln_self, self.ln_cross, self.ln_ff = (nn.LayerNorm(c.d_model) for _ in range(3))
         self.self_attn = MultiHeadAttention(c.d_model, c.heads, c.attn_dropout)
         self.cross_attn = MultiHeadAttention(c.d_model, c.heads, c.attn_dropout)
-        self.ff, self.drop = feed_forward(c.d_model, c.ff_dim, c.dropout), nn.Dropout(c.dropout)
+        self.ff, self.drop = feed_forward(c.d_model, c.ff_dim, c.dropout), Dropout(c.dropout)
 
     def forward(self, x, cache:KV, cross:KV, src_mask, causal=None, need_weights:bool=False):
         "`x` (B, T, d_model): T new positions after the t in `cache`. Returns x, the cache grown to t + T, cross weights (B, h, T, S) or None."

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from torch.utils._pytree import tree_map
 
-from .core import ConfigError, check, load_plugins
+from .core import ConfigError, Dropout, check, load_plugins
 from .data import BOS, EOS, PAD, Batch
 
 # %% ../nbs/01_vanilla_seq2seq.ipynb #95f744dc
@@ -163,7 +163,7 @@ class Encoder(nn.Module):
         rnn = nn.GRU if cell == "gru" else nn.LSTM
         self.rnn = rnn(emb_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                        dropout=dropout_rnn if layers > 1 else 0.)
-        self.drop_emb, self.drop_rnn = nn.Dropout(dropout_emb), nn.Dropout(dropout_rnn)
+        self.drop_emb, self.drop_rnn = Dropout(dropout_emb), Dropout(dropout_rnn)
 
     def forward(self, src, src_lengths):
         "`src` (B, S) and its lengths (B,) -> `enc_out` (B, S, 2·H_enc) and `summary` (B, 2·H_enc)."
@@ -182,7 +182,7 @@ class Generator(nn.Module):
         super().__init__()
         self.readout = nn.Linear(in_dim, readout_dim) if readout_dim else None
         d = readout_dim or in_dim
-        self.drop = nn.Dropout(dropout) if readout_dim else nn.Identity()  # on the readout layer's output
+        self.drop = Dropout(dropout) if readout_dim else nn.Identity()  # on the readout layer's output
         if tied is None:
             self.proj, self.W_o = None, nn.Linear(d, vocab)
         else:
@@ -232,7 +232,7 @@ class VanillaSeq2Seq(Seq2Seq):
         self.W_init = nn.Linear(C, cfg.dec_hidden)
         self.emb = nn.Embedding(tgt_vocab, cfg.emb_dim, padding_idx=PAD)
         self.rnn = (nn.GRU if cfg.cell == "gru" else nn.LSTM)(cfg.emb_dim + C, cfg.dec_hidden, batch_first=True)
-        self.drop_emb, self.drop_rnn = nn.Dropout(cfg.dropout_emb), nn.Dropout(cfg.dropout_rnn)
+        self.drop_emb, self.drop_rnn = Dropout(cfg.dropout_emb), Dropout(cfg.dropout_rnn)
         self.generator = Generator(cfg.dec_hidden + C, tgt_vocab, cfg.readout_dim, self.emb if cfg.tie_embeddings else None, cfg.dropout_rnn)
         for e in (self.encoder.emb, self.emb): init_embedding(e)
 
