@@ -7,7 +7,8 @@
 
 Measured, each in its own process (so peak memory is per task), every figure the median of several
 timed repeats after warm-up:
-  * matmul: GFLOP/s of a large torch.matmul in fp32 and bf16 (the peak the MFU is relative to);
+  * matmul: GFLOP/s of a large torch.matmul in fp32 and bf16 (the peak the MFU is relative to; fp32 measured
+    again after the fp32 training row, and the higher of the two counts: a shared machine has slow spells);
   * training throughput (target tokens/s) on real, padded Multi30k batches of the config, fp32 and bf16
     autocast, plus side-by-side measurements of the speed levers (allocator, threads, wait policy);
   * MFU: analytic training FLOPs per target token (encoder, attention, decoder, output layer; forward
@@ -272,7 +273,9 @@ def main():
     res["train_fp32"] = child("train", args, ["--precision", "fp32"], env=env)
     flops = train_flops_per_target_token(cfg, res["train_fp32"]["src_per_tgt"], res["train_fp32"]["attn_span"])
     res["train_flops_per_token"] = flops
-    res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (res["matmul"]["fp32"]["gflops"] * 1e9); save()
+    res["matmul_again"] = child("matmul", args, env=env)   # a shared machine's slow spell can lower one figure (100 instead of
+    peak = max(res["matmul"]["fp32"]["gflops"], res["matmul_again"]["fp32"]["gflops"])   # 170-180 once): the MFU takes the higher
+    res["mfu_fp32"] = flops * res["train_fp32"]["tokens_per_s"] / (peak * 1e9); save()
     if args.device == "cpu":                                   # where the fp32 step's time goes: the MFU's explanation
         res["train_profile"] = child("profile", args, env=env); save()
     emulated = args.device == "cpu" and res["matmul"]["bf16"]["gflops"] < 0.25 * res["matmul"]["fp32"]["gflops"]   # no bf16 instructions: a token run
@@ -328,7 +331,8 @@ def table(r) -> str:
     tf, mm = r["train_fp32"], r["matmul"]
     rows = [("CPU", f"{r['cpu']} ({r['capability']}), {r['threads']} threads, torch {r['torch']}")]
     if "gpu" in r: rows.append(("GPU", f"{r['gpu']} (CUDA {r['cuda']})"))
-    rows += [("matmul " + " / ".join(mm), " / ".join(f"{v['gflops']:,.0f}" for v in mm.values()) + " GFLOP/s"),
+    again = f" (fp32 again after training: {r['matmul_again']['fp32']['gflops']:,.0f}; the MFU uses the higher)" if "matmul_again" in r else ""
+    rows += [("matmul " + " / ".join(mm), " / ".join(f"{v['gflops']:,.0f}" for v in mm.values()) + " GFLOP/s" + again),
             ("train fp32", f"{tf['tokens_per_s']:,.0f} target tokens/s (padding {tf['padding']['tgt']:.1%} target, "
                            f"{tf['padding']['src']:.1%} source)"),
             ("train bf16 autocast", f"{r['train_bf16']['tokens_per_s']:,.0f} target tokens/s " + ("(batches of 300 tokens, one step: "

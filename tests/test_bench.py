@@ -152,3 +152,13 @@ def test_the_memory_child_trains_distinct_batches_and_reports_the_caches_it_ran_
     t = re.sub(r" +", " ", table(r))
     assert "| RSS over 250 bf16 steps, oneDNN caches capped at 8 | 400 → 1,200 → 1,210 MB (" in t
     assert "| RSS over 250 bf16 steps, oneDNN caches at 1,024 | 400 → 2,000 → 3,000 MB (4,567 target tokens/s) |" in t
+
+
+def test_the_table_shows_the_second_matmul_measurement_the_mfu_may_use():
+    "The fp32 reference is measured before and after the fp32 training row; a slow spell lowers one, and the table says which counts."
+    import re
+    from bench import table
+    r = _result(False)
+    assert "again after training" not in table(r)                                 # files without it
+    r["matmul_again"] = {"fp32": {"gflops": 180.0}, "bf16": {"gflops": 410.0}}
+    assert "matmul fp32 / bf16 | 50 / 400 GFLOP/s (fp32 again after training: 180; the MFU uses the higher) |" in re.sub(r" +", " ", table(r))
