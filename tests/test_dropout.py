@@ -35,10 +35,12 @@ def test_it_behaves_as_nn_dropout_at_the_edges():
     assert torch.equal(a, b)                                              # the seed (and a resumed RNG state) decides the mask
 
 
-@pytest.mark.parametrize("config", ["tiny", "base", "best"])
+@pytest.mark.parametrize("config", ["tiny", "base", "best", "vanilla", "attention", "transformer"])
 def test_every_model_drops_out_with_it(config):
-    "The shipped configs' models (RNN and Transformer) use `Dropout` wherever they drop out, so the faster mask applies."
-    cfg = load_config(ROOT/f"configs/{config}.yaml")
-    model = build_model(cfg.model, 100, 100)
+    "Every registered architecture (defaults) and the shipped configs' models use `Dropout` wherever they drop out."
+    import seq2seq_nb.attention, seq2seq_nb.rnn, seq2seq_nb.transformer  # noqa: F401  (they register their models)
+    from seq2seq_nb.vanilla import MODELS, ModelConfig
+    mcfg = ModelConfig(arch=config) if config in MODELS else load_config(ROOT/f"configs/{config}.yaml").model
+    model = build_model(mcfg, 100, 100)
     drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert drops and all(type(m) is Dropout for m in drops), [type(m) for m in drops]

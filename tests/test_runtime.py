@@ -18,7 +18,7 @@ def _python(code:str, **env) -> str:
 
 
 def test_training_caps_the_caches_a_value_the_user_set_wins_and_decoding_keeps_the_defaults():
-    show = ("import os, seq2seq_nb.train as T; T.setup_runtime(T.TrainConfig(threads=1)); "
+    show = ("import os, seq2seq_nb.train as T; T.setup_runtime(T.TrainConfig(threads=1, precision='auto')); "
             "print([os.environ[k] for k in %r])" % (CACHES,))
     assert _python(show) == "['8', '8']"
     assert _python(show, LRU_CACHE_CAPACITY="64") == "['8', '64']"
@@ -28,10 +28,10 @@ def test_training_caps_the_caches_a_value_the_user_set_wins_and_decoding_keeps_t
 # Training-shaped work over 600 distinct shapes: the batch (B, T) of an LSTM (oneDNN runs it in fp32 and bf16), or the
 # rows of a bf16 product under autocast (oneDNN runs those on CPUs with bf16 instructions). RSS after 200 shapes and 600.
 SHAPES = """
-import json, sys, torch
+import json, os, sys, torch
 import seq2seq_nb.train as T
-T.setup_runtime(T.TrainConfig(threads=1))
-rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+T.setup_runtime(T.TrainConfig(threads=1, precision="auto"))   # auto: the bf16 probe, oneDNN's first use, runs too
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 case, seen = sys.argv[1], []
 lstm, w = torch.nn.LSTM(64, 64, batch_first=True), torch.randn(256, 256, requires_grad=True)
 for i in range(600):

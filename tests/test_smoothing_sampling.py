@@ -57,4 +57,4 @@ def test_smoothed_loss_under_bf16_autocast_stays_fp32():
     logits, y = torch.randn(4, 7, 8000, generator=g), torch.randint(3, 8000, (4, 7), generator=g)
     ref = seq2seq_loss(logits, y, 0.1, reduction="sum")
     with torch.autocast("cpu", dtype=torch.bfloat16): got = seq2seq_loss(logits, y, 0.1, reduction="sum")
-    assert got.dtype == torch.float32 and abs(got / ref - 1) < 1e-5, (got, ref)
+    torch.testing.assert_close(got, ref, rtol=1e-7, atol=0)                # rounded to bf16 it is ~1e-5 off
