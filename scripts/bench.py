@@ -133,6 +133,15 @@ def task_decode(args):
                      "mean_len": sum(map(len, hyps)) / len(hyps),                    # output subwords per sentence
                      "hyp_steps_per_s": rows[0] / args.decode_repeats / t}          # hypotheses × steps computed, per second
     del model.step
+    if args.device == "cuda":                                                        # 04's CUDA-graph greedy decoding
+        from seq2seq_nb.search import greedy_graph_search_fn
+        timed(lambda: decode_corpus(model, src[:64], greedy_graph_search_fn(), batch_size=64), 1)
+        t, hyps = timed(lambda: decode_corpus(model, src, greedy_graph_search_fn(), batch_size=64), args.decode_repeats)
+        plain = decode_corpus(model, src, greedy_search, batch_size=64) if args.precision == "fp32" else None
+        if plain is None:
+            with autocast(torch.device(args.device), args.precision): plain = decode_corpus(model, src, greedy_search, batch_size=64)
+        out["greedy_graph"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"],
+                               "mean_len": sum(map(len, hyps)) / len(hyps), "same_as_greedy": sum(a == b for a, b in zip(hyps, plain)) / len(src)}
     if args.single_sentences:
         sub = src[:args.single_sentences]
         t, single = timed(lambda: [beam_search_single(model, s, SearchConfig(beam=5))[0].tokens for s in sub], 1)
@@ -234,6 +243,7 @@ def main():
     p.add_argument("--decode-sentences", type=int, default=0, help="decode only the first N test sentences (0: all 1,000)")
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--max-tokens", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--gpu-big-batch", type=int, default=16000, help="--device cuda: also train with batches of this many tokens")
     p.add_argument("--no-levers", action="store_true", help="skip the side-by-side lever measurements")
     p.add_argument("--memory-steps", type=int, default=250, help="bf16 training steps of the memory comparison (oneDNN "
                    "caches capped vs oneDNN's default; 0: skip; about 4 minutes at 250 on 2 cores)")
@@ -292,6 +302,8 @@ def main():
     save()
     if args.device == "cuda":                                  # fp16 autocast with loss scaling (GradScaler): CUDA only
         res["train_fp16"] = child("train", args, ["--precision", "fp16"], env=env); save()
+        big = ["--max-tokens", str(args.gpu_big_batch)]        # the config's batches leave a GPU mostly idle: how far larger ones go
+        res["train_big"] = {p: child("train", args, big + ["--precision", p], env=env) for p in ("fp32", "bf16")}; save()
     if not args.no_levers and args.device == "cpu":
         lever = lambda extra, e: {k: v for k, v in child("train", args, extra, env=e).items() if k in ("tokens_per_s", "peak_rss_mb")}
         res["levers"] = {                                    # each against train_fp32: tokens/s and peak memory
@@ -349,6 +361,10 @@ def table(r) -> str:
         rows += [("train fp16 autocast + loss scaling", f"{r['train_fp16']['tokens_per_s']:,.0f} target tokens/s "
                   f"({r['train_fp16']['tokens_per_s'] / tf['tokens_per_s']:.2f}x fp32)"), ("MFU bf16", f"{r['mfu_bf16']:.1%}"),
                  ("peak GPU memory, training fp32", f"{tf['peak_gpu_mb']:,.0f} MB")]
+    for k, v in r.get("train_big", {}).items():
+        rows.append((f"train {k}, batches of {v['batch_tokens']:,} tokens", f"{v['tokens_per_s']:,.0f} target tokens/s "
+                     f"({v['tokens_per_s'] / (tf if k == 'fp32' else r['train_' + k])['tokens_per_s']:.2f}x the config's "
+                     f"{tf['batch_tokens']:,}-token batches; peak GPU memory {v['peak_gpu_mb']:,.0f} MB)"))
     rows += [
             ("peak RSS, training", f"{tf['peak_rss_mb']:,.0f} MB")]
     for k, v in r.get("levers", {}).items():
@@ -368,6 +384,10 @@ def table(r) -> str:
             b = r["decode_bf16"][k]
             rows.append((f"decode {k} bf16 autocast", f"{b['sent_per_s']:.1f} sentences/s ({b['sent_per_s'] / d[k]['sent_per_s']:.2f}x fp32; "
                          f"test BLEU {b['bleu']:.1f}, {b['mean_len']:.1f} subwords/sentence)"))
+        for k, g in (("fp32", d.get("greedy_graph")), ("bf16", r.get("decode_bf16", {}).get("greedy_graph"))):
+            if g: rows.append((f"decode greedy {k}, CUDA graph per step", f"{g['sent_per_s']:.1f} sentences/s ("
+                               f"{g['sent_per_s'] / (d if k == 'fp32' else r['decode_bf16'])['greedy']['sent_per_s']:.2f}x the plain loop; "
+                               f"test BLEU {g['bleu']:.1f}; {g['same_as_greedy']:.1%} of outputs as the plain loop's)"))
         if "beam5_single" in d:                                  # --single-sentences 0 skips it
             rows.append(("decode beam 5, one sentence at a time", f"{d['beam5_single']['sent_per_s']:.1f} sentences/s "
                          f"(batched is {d['beam5']['sent_per_s'] / d['beam5_single']['sent_per_s']:.1f}x faster)"))

@@ -9,6 +9,9 @@
 #                                                 watch them until SECONDS after the start (default 540), pack what
 #                                                 finished into $OUT
 #   bash scripts/gpu_session.sh collect [SECONDS] watch the running jobs until they end or SECONDS pass, pack again
+#   bash scripts/gpu_session.sh bench [SECONDS]   the CUDA tests (tests/test_cuda_graphs.py), then the benchmark alone
+#                                                 (fp32/TF32/bf16/fp16 products, training at the config's and at larger
+#                                                 batches, decoding with and without CUDA graphs) into $OUT, within SECONDS
 #
 # Jobs: the grid rows of configs/experiments/ still to run (8 epochs, fp32, as on the CPU), the three rows run on
 # the CPU (again, to compare machines), configs/base.yaml for its full 13 epochs, and the candidates for
@@ -62,6 +65,13 @@ watch() {  # until every job has ended or $1 seconds after this script's start; 
   done
 }
 
+if [ "$MODE" = bench ]; then
+  nvidia-smi -L; nproc
+  python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py 2>&1 | tee "$OUT/pytest_cuda.log" | tail -n 15
+  timeout "$SECS" python3 scripts/bench.py --device cuda --threads 1 --ckpt .gpu/base_cpu.pt --steps 10 --repeats 3 \
+      --decode-repeats 3 --single-sentences 20 --out "$OUT/gpu-$(date +%F).json" 2>&1 | tee "$OUT/bench.log" | tail -n 40
+  exit
+fi
 if [ "$MODE" = start ]; then
   nvidia-smi -L; python3 -c "import torch, sentencepiece, sacrebleu, fastcore, sacremoses; print('torch', torch.__version__, torch.version.cuda)"
   nproc

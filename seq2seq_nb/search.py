@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['SearchConfig', 'length_penalty', 'coverage_penalty', 'Hypothesis', 'TreeNode', 'beam_search_single', 'beam_search',
-           'beam_search_fn', 'search_tree', 'decode_precision', 'Translation', 'Translator', 'nbest_line', 'main']
+           'beam_search_fn', 'greedy_decode_graphed', 'greedy_graph_search_fn', 'search_tree', 'decode_precision',
+           'Translation', 'Translator', 'nbest_line', 'main']
 
 # %% ../nbs/04_beam_search.ipynb #e5a15627
 import argparse, math, sys
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
+from torch.utils._pytree import tree_leaves, tree_map
 from tqdm import tqdm
 
 from .core import (CheckpointError, ConfigError, atomic_write, autocast, bf16_is_faster, check, from_dict,
                              keep_freed_memory, load_checkpoint, register_search)
 from .data import BOS, EOS, PAD, DataError, Tokenizer, decode_lines, load_split, read_lines
-from .vanilla import Seq2Seq, build_model, max_lengths
+from .vanilla import Decoded, Seq2Seq, build_model, greedy_decode, max_lengths
 from .train import Config, collate_src, corpus_scores, decode_corpus, strip_special
 
 # %% ../nbs/04_beam_search.ipynb #29afa74a
@@ -191,12 +193,13 @@ def _finish(step:_Step, tokens, alphas, sentence, limit, t:int, K:int, finished:
     at_limit = (t + 1 >= limit[sentence]).to(step.tok.device)           # (Ba,)
     fin = ((step.tok == EOS) | at_limit[:, None])[:, :K] & torch.isfinite(step.score[:, :K])
     if not fin.any(): return set()
-    for j, c in fin.nonzero().tolist():
-        r, tok = int(step.rows[j, c]), int(step.tok[j, c])
-        toks = tokens[r].tolist() + ([] if tok == EOS else [tok])
-        finished[int(sentence[j])].append(Hypothesis(toks, float(step.score[j, c]), float(step.logprob[j, c]),
-                                                     None if alphas is None else alphas[r].clone(), tok == EOS))
-    return {int(sentence[j]) for j in fin.any(1).nonzero().flatten().tolist()}
+    j, c = fin.nonzero(as_tuple=True)                                    # read back at once (from a GPU: a few waits, not per id)
+    rows, toks, scores, logprobs = (x[j, c].tolist() for x in (step.rows, step.tok, step.score, step.logprob))
+    prefixes, sents = tokens[step.rows[j, c]].tolist(), sentence[j.cpu()].tolist()
+    for r, tok, score, lp, prefix, s in zip(rows, toks, scores, logprobs, prefixes, sents):
+        finished[s].append(Hypothesis(prefix + ([] if tok == EOS else [tok]), score, lp,
+                                      None if alphas is None else alphas[r].clone(), tok == EOS))
+    return set(sents)
 
 # %% ../nbs/04_beam_search.ipynb #cc333f12
 @register_search("beam")
@@ -204,6 +207,66 @@ def beam_search_fn(**kw) -> Callable:
     "A search function for `decode_corpus`: the best hypothesis of `beam_search` with these `SearchConfig` settings."
     cfg = SearchConfig(**kw)
     return lambda model, src, src_mask, src_lengths: [h[0].tokens for h in beam_search(model, src, src_mask, src_lengths, cfg)]
+
+# %% ../nbs/04_beam_search.ipynb #d44d8821
+@torch.inference_mode()
+def greedy_decode_graphed(model:Seq2Seq, src, src_mask, src_lengths, max_len_a:float=1.5, max_len_b:int=10,
+                          check_every:int=8) -> Decoded:
+    """`greedy_decode` (01) with one decoder step captured per batch as a CUDA graph and replayed: the same tokens and
+    scores, no attention weights (`alphas` None). The plain loop off CUDA, and for a model whose state changes shape or dtype."""
+    if src.device.type != "cuda": return greedy_decode(model, src, src_mask, src_lengths, max_len_a, max_len_b)
+    dev, B = src.device, src.shape[0]
+    on, dtype = torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")
+    with torch.autocast("cuda", dtype=dtype, enabled=on, cache_enabled=False):  # no cached casts: a graph must not outlive them
+        memory = model.encode(src, src_mask, src_lengths)
+        state = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, model.init_state(memory))
+        first = [x.clone() for x in tree_leaves(state) if isinstance(x, torch.Tensor)]   # s_0, to start again after warm-up
+        y = torch.full((B,), BOS, dtype=torch.long, device=dev)
+        _, probe, _ = model.step(y, state, memory)                                # does the state keep its shapes and dtypes?
+        shapes = lambda s: [(x.shape, x.dtype) if isinstance(x, torch.Tensor) else x for x in tree_leaves(s)]
+        if shapes(probe) != shapes(state): return greedy_decode(model, src, src_mask, src_lengths, max_len_a, max_len_b)
+        limit = max_lengths(src_lengths, max_len_a, max_len_b).to(dev)           # (B,)
+        n_max = -(-int(limit.max()) // check_every) * check_every                 # whole rounds of check_every steps
+        tokens = torch.full((B, n_max), PAD, dtype=torch.long, device=dev)
+        done, scores = torch.zeros(B, dtype=torch.bool, device=dev), torch.zeros(B, device=dev)
+        t = torch.zeros(1, dtype=torch.long, device=dev)                          # the step number, on the GPU
+        never = torch.tensor([PAD, BOS], device=dev)                              # never valid outputs
+        static = [x for x in tree_leaves(state) if isinstance(x, torch.Tensor)]
+
+        def step():                                                               # greedy_decode's loop body, in place
+            logits, new, _ = model.step(y, state, memory)
+            for old, x in zip(static, (x for x in tree_leaves(new) if isinstance(x, torch.Tensor))): old.copy_(x)
+            logp = torch.log_softmax(logits.float(), -1)                          # (B, V)
+            logp.index_fill_(1, never, float("-inf"))
+            nxt = logp.argmax(-1)
+            scores.add_(torch.where(done, 0., logp.gather(1, nxt[:, None]).squeeze(1)))
+            nxt = nxt.masked_fill(done, PAD)
+            tokens.index_copy_(1, t, nxt[:, None])
+            done.logical_or_((nxt == EOS) | (t + 1 >= limit))
+            y.copy_(nxt); t.add_(1)
+
+        def restart():
+            for old, x in zip(static, first): old.copy_(x)
+            y.fill_(BOS); tokens.fill_(PAD); done.zero_(); scores.zero_(); t.zero_()
+
+        side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):                                             # warm-up off the capture (cuBLAS workspaces)
+            for _ in range(2): step()
+        torch.cuda.current_stream().wait_stream(side)
+        restart()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph): step()                                      # recorded, not run
+        for k in range(n_max):
+            graph.replay()
+            if (k + 1) % check_every == 0 and bool(done.all()): break
+        used = int((tokens != PAD).any(0).nonzero().max()) + 1                    # greedy_decode's steps: it stops once all ended
+        return Decoded(tokens[:, :used].clone(), scores.clone(), None)
+
+@register_search("greedy_graph")
+def greedy_graph_search_fn(check_every:int=8) -> Callable:
+    "A search function for `decode_corpus`: `greedy_decode_graphed` (CUDA graphs on a GPU; the plain loop elsewhere)."
+    return lambda model, src, src_mask, src_lengths: [strip_special(t) for t in
+                                                       greedy_decode_graphed(model, src, src_mask, src_lengths, check_every=check_every).tokens.tolist()]
 
 # %% ../nbs/04_beam_search.ipynb #63c4e8fc
 def search_tree(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=SearchConfig()) -> list[list[TreeNode]]:

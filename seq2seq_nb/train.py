@@ -193,13 +193,13 @@ def collate_src(seqs:list[list[int]], device=None):
 
 def strip_special(ids) -> list[int]:
     "Token ids up to (not including) the first `<eos>`, without `<pad>`/`<bos>`."
-    ids = [int(i) for i in ids]
+    ids = ids.tolist() if isinstance(ids, torch.Tensor) else [int(i) for i in ids]   # one copy (from a GPU: one wait, not one per id)
     if EOS in ids: ids = ids[:ids.index(EOS)]
     return [i for i in ids if i not in (PAD, BOS)]
 
 def greedy_search(model:Seq2Seq, src, src_mask, src_lengths, **kw) -> list[list[int]]:
     "Search function: greedy decoding, the best ids of each sentence (without specials)."
-    return [strip_special(t) for t in greedy_decode(model, src, src_mask, src_lengths, **kw).tokens]
+    return [strip_special(t) for t in greedy_decode(model, src, src_mask, src_lengths, **kw).tokens.tolist()]
 
 @torch.inference_mode()
 def decode_corpus(model:Seq2Seq, src_ids:list[list[int]], search:Callable=greedy_search, batch_size:int=128,
@@ -232,7 +232,7 @@ def sample_decode(model:Seq2Seq, src, src_mask, src_lengths, temperature:float=0
         y = torch.multinomial(probs, 1, generator=generator).squeeze(1).masked_fill(done, PAD)
         tokens.append(y); done |= (y == EOS) | (t + 1 >= limit)
         if done.all(): break
-    return [strip_special(t) for t in torch.stack(tokens, 1)]
+    return [strip_special(t) for t in torch.stack(tokens, 1).tolist()]
 
 def attention_entropy(alphas, tgt_mask, src_mask) -> float:
     "Mean entropy (nats) of the attention distributions of real target positions."

@@ -47,6 +47,13 @@ def _result(gpu:bool) -> dict:
     if gpu:
         r.update(gpu="Some GPU", cuda="13.0", train_fp16={"tokens_per_s": 2000.0}, mfu_bf16=0.1)
         r["matmul"].update(tf32={"gflops": 300.0}, fp16={"gflops": 700.0})
+        r["train_big"] = {"fp32": {"tokens_per_s": 4000.0, "batch_tokens": 16000, "peak_gpu_mb": 3000.0},
+                          "bf16": {"tokens_per_s": 6000.0, "batch_tokens": 16000, "peak_gpu_mb": 2500.0}}
+        r["train_fp32"]["batch_tokens"] = 2000
+        dec = lambda s: {"sent_per_s": s, "bleu": 50.0, "mean_len": 15.0, "hyp_steps_per_s": 10 * s}
+        r["decode"] = {"greedy": dec(100.0), "beam5": dec(40.0), "peak_rss_mb": 500.0,
+                       "greedy_graph": {**dec(300.0), "same_as_greedy": 0.999}}
+        r["decode_bf16"] = {"greedy": dec(120.0), "beam5": dec(50.0), "greedy_graph": {**dec(480.0), "same_as_greedy": 1.0}}
     return r
 
 
@@ -57,6 +64,11 @@ def test_the_table_names_the_gpu_and_every_precision_it_measured():
     assert "GPU" not in cpu and "fp16" not in cpu and "matmul fp32 / bf16 | 50 / 400 GFLOP/s" in cpu
     assert "| GPU " in gpu and "Some GPU (CUDA 13.0)" in gpu and "matmul fp32 / bf16 / tf32 / fp16 | 50 / 400 / 300 / 700 GFLOP/s" in gpu
     assert "2,000 target tokens/s (2.00x fp32)" in gpu and "peak GPU memory, training fp32 | 800 MB" in gpu
+    assert "train fp32, batches of 16,000 tokens | 4,000 target tokens/s (4.00x the config's 2,000-token batches" in gpu
+    assert "train bf16, batches of 16,000 tokens | 6,000 target tokens/s (4.00x the config's" in gpu   # against bf16's 1,500
+    assert "decode greedy fp32, CUDA graph per step | 300.0 sentences/s (3.00x the plain loop; test BLEU 50.0; 99.9% of" in gpu
+    assert "decode greedy bf16, CUDA graph per step | 480.0 sentences/s (4.00x the plain loop" in gpu
+    assert "CUDA graph" not in cpu and "batches of 16,000" not in cpu
 
 
 def test_cuda_mode_on_a_machine_without_cuda_says_so(tmp_path):

@@ -274,7 +274,8 @@ def test_setup_runtime_on_cuda_sets_tf32_by_precision_and_still_warns_on_slow_bf
     from seq2seq_nb.core import setup_runtime
     from seq2seq_nb.train import TrainConfig
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    import seq2seq_nb.core as core
+    monkeypatch.setitem(core._BF16_PROBE, "cuda", (100.0, 0.0))  # the probe's result on a GPU without bf16 (no GPU to time here)
     monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda *a, **k: None)
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
