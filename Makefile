@@ -31,10 +31,10 @@ translate: install
 	$(BIN)/python scripts/translate.py --ckpt $(RUN)/best.pt --split test --beam 5 --out $(RUN)/test.hyp
 	head -n 5 $(RUN)/test.hyp
 
-# configs/best.yaml (08): train or resume it, keep its last 4 evaluations' weights, pick the length penalty on dev,
+# configs/best.yaml (08): train or resume it, keep its last 4 evaluations' weights, pick the length penalty (and beam size) on dev,
 # score dev and test every way the grid does -> experiments/best/best.json (about 2.9 hours on 2 CPU cores with native bf16; rerun to resume)
 best: install
-	$(BIN)/python scripts/experiments.py --configs configs/best.yaml --runs-dir runs --results-dir experiments/best --alphas 0.2 0.6 1.0 1.4 1.8 2.2
+	$(BIN)/python scripts/experiments.py --configs configs/best.yaml --runs-dir runs --results-dir experiments/best --alphas 0.2 0.6 1.0 1.4 1.8 2.2 --beams 5 8 12
 
 test: install
 	$(MAKE) --no-print-directory check nbtest pytest

@@ -23,8 +23,12 @@ def main(argv=None) -> int:
     p.add_argument("--eval-subset", type=int, default=0, help="score only the first N dev/test sentences (smoke tests)")
     p.add_argument("--alphas", type=float, nargs="+", default=(), metavar="A",
                    help="also pick the length-penalty alpha on dev among these and score with it (beam5_tuned)")
+    p.add_argument("--beams", type=int, nargs="+", default=(), metavar="K",
+                   help="with --alphas: also pick the beam size among these (with α, on dev) and score with both (search_tuned)")
     p.add_argument("--list", action="store_true", help="list the rows and where each stands, then exit")
     a = p.parse_args(argv)
+    if a.beams and not a.alphas: print("error: --beams needs --alphas (the search picks a beam size and an α together)", file=sys.stderr); return 2
+    if any(k < 1 for k in a.beams): print(f"error: --beams: beam sizes must be >= 1, got {' '.join(map(str, a.beams))}", file=sys.stderr); return 2
     configs = [Path(c) for c in a.configs] if a.configs else grid_configs(a.configs_dir)
     if a.rows:
         want = a.rows.split(",")
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
         return 0
     try:
         for c in configs: run_row(c, a.runs_dir, a.results_dir, a.epochs, a.overrides, a.eval_subset, log=lambda m: print(m, flush=True),
-                                 alphas=tuple(a.alphas))
+                                 alphas=tuple(a.alphas), beams=tuple(a.beams))
     except Interrupted as e: print(e, file=sys.stderr); return 130
     except (ConfigError, DataError, CheckpointError) as e: print(f"error: {e}", file=sys.stderr); return 2
     return 0

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['LENGTH_EDGES', 'VARIANTS', 'GRID', 'literature_tokenize', 'literature_bleu', 'sentence_stats', 'bleu_from_stats',
            'bleu_by_length', 'plot_bleu_by_length', 'paired_bootstrap', 'average_checkpoints', 'KeepLast',
-           'Interrupted', 'train_row', 'tune_alpha', 'score_run', 'run_row', 'grid_configs', 'load_results',
-           'load_hyps', 'results_table']
+           'Interrupted', 'train_row', 'tune_alpha', 'tune_search', 'score_run', 'run_row', 'grid_configs',
+           'load_results', 'load_hyps', 'results_table']
 
 # %% ../nbs/08_experiments.ipynb #354fb118
 import gzip, json, math, os, shutil, signal, time
@@ -145,11 +145,23 @@ def tune_alpha(translator, corpus, alphas, lang:str, beam:int=5, limit:int=0) ->
     sweep = {f"{a:g}": _score(translator, corpus, SearchConfig(beam=beam, alpha=a), lang, limit)[0]["bleu"] for a in alphas}
     return {"dev_bleu": sweep, "alpha": max(alphas, key=lambda a: (sweep[f"{a:g}"], -a))}
 
+def tune_search(translator, corpus, alphas, beams, lang:str, limit:int=0, known:dict|None=None) -> dict:
+    """Beam search's BLEU on `corpus` (dev) for every beam size K in `beams` and α in `alphas`; the best pair (a tie goes
+    to the smaller K, then the smaller α). `known`: `tune_alpha`'s dev BLEU at beam 5 ({α: BLEU}), not searched again."""
+    sweep, known = {}, {f"5/{a}": b for a, b in (known or {}).items()}
+    for K in beams:
+        for a in alphas:
+            key = f"{K}/{a:g}"
+            sweep[key] = known[key] if key in known else _score(translator, corpus, SearchConfig(beam=K, alpha=a), lang, limit)[0]["bleu"]
+    K, a = max(((K, a) for K in beams for a in alphas), key=lambda p: (sweep[f"{p[0]}/{p[1]:g}"], -p[0], -p[1]))
+    return {"dev_bleu": sweep, "beam": K, "alpha": a}
+
 # %% ../nbs/08_experiments.ipynb #d1500f4a
-def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_step:int|None=None) -> tuple[dict, dict]:
+def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_step:int|None=None, beams=()) -> tuple[dict, dict]:
     """Score a trained run every way the table reports: beam 5 with and without the coverage penalty, beam 5 with
-    the α that `tune_alpha` picks on dev (when `alphas` are given), and the average of the run's snapshots (only if
-    the newest is from `final_step`: snapshots left by an earlier, interrupted run are not the last evaluations)."""
+    the α that `tune_alpha` picks on dev (when `alphas` are given), the beam size and α that `tune_search` picks on dev
+    (when `beams` are given too), and the average of the run's snapshots (only if the newest is from `final_step`:
+    snapshots left by an earlier, interrupted run are not the last evaluations)."""
     row, hyps = {"scores": {}}, {}
     def score(name, scfg):
         for split, corpus in splits.items():
@@ -159,6 +171,9 @@ def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_
     if alphas:
         row["alpha_sweep"] = tune_alpha(tr, splits["valid"], alphas, lang, limit=limit)
         score("beam5_tuned", SearchConfig(beam=5, alpha=row["alpha_sweep"]["alpha"]))
+    if alphas and beams:
+        row["search_sweep"] = tune_search(tr, splits["valid"], alphas, beams, lang, limit, known=row["alpha_sweep"]["dev_bleu"])
+        score("search_tuned", SearchConfig(beam=row["search_sweep"]["beam"], alpha=row["search_sweep"]["alpha"]))
     snaps = sorted(Path(run_dir).glob("snap_*.pt"))
     if snaps and final_step is not None and int(snaps[-1].stem.split("_")[1]) != final_step: snaps = []
     if snaps:
@@ -167,7 +182,7 @@ def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_
     return row, hyps
 
 # %% ../nbs/08_experiments.ipynb #0ae5bb84
-def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subset:int=0, log=print, alphas=()) -> dict:
+def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subset:int=0, log=print, alphas=(), beams=()) -> dict:
     "Train or resume one row of the grid and score it; skipped when its result file exists."
     own_steps = load_config(config).train.max_steps           # a row with its own update budget (the low-resource rows) keeps it
     length = ["train.max_epochs=0"] if own_steps else [f"train.max_epochs={epochs}", "train.max_steps=0"]
@@ -179,7 +194,7 @@ def run_row(config, runs_dir, results_dir, epochs:int=8, overrides=(), eval_subs
     device = res["device"] if res["device"] == "cpu" or torch.cuda.is_available() else "cpu"   # where it trained, if here
     tr = Translator.from_checkpoint(run_dir/"best.pt", device)
     splits = {s: load_split(tr.cfg.data, s) for s in ("valid", "test")}
-    row, hyps = score_run(tr, splits, cfg.data.tgt_lang, run_dir, eval_subset, alphas, final_step=res["steps"])
+    row, hyps = score_run(tr, splits, cfg.data.tgt_lang, run_dir, eval_subset, alphas, final_step=res["steps"], beams=beams)
     recs = [json.loads(l) for l in (run_dir/"metrics.jsonl").read_text().splitlines()]
     train_recs = [r for r in recs if r["kind"] == "train"]
     precision = yaml.safe_load((run_dir/"config.yaml").read_text())["train"]["precision"]   # as resolved (auto -> bf16/fp32) by its last start

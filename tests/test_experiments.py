@@ -119,6 +119,22 @@ def test_alpha_is_picked_on_dev_and_a_tie_goes_to_the_smaller(monkeypatch):
     assert {c for c, _, _ in seen} == {"DEV"} and {b for _, b, _ in seen} == {5}      # dev only, beam 5
 
 
+def test_beam_size_and_alpha_are_picked_together_on_dev(monkeypatch):
+    "Every (K, α) on dev, beam 5's known figures not searched again; ties go to the smaller beam, then the smaller α."
+    import seq2seq_nb.experiments as ex
+    dev_bleu = {(5, 0.6): 30.0, (5, 1.0): 31.0, (8, 0.6): 31.0, (8, 1.0): 29.0, (12, 0.6): 30.5, (12, 1.0): 31.0}
+    seen = []
+    def fake_score(tr, corpus, cfg, lang, limit=0):
+        seen.append((corpus, cfg.beam, cfg.alpha)); return {"bleu": dev_bleu[(cfg.beam, cfg.alpha)]}, []
+    monkeypatch.setattr(ex, "_score", fake_score)
+    r = ex.tune_search(None, "DEV", [0.6, 1.0], [12, 8, 5], "fr", known={"0.6": 30.0, "1": 31.0})
+    assert r["dev_bleu"] == {"12/0.6": 30.5, "12/1": 31.0, "8/0.6": 31.0, "8/1": 29.0, "5/0.6": 30.0, "5/1": 31.0}
+    assert (r["beam"], r["alpha"]) == (5, 1.0)                                        # three tie at 31.0: the smallest beam
+    assert sorted((b, a) for _, b, a in seen) == [(8, 0.6), (8, 1.0), (12, 0.6), (12, 1.0)] and {c for c, _, _ in seen} == {"DEV"}
+    dev_bleu[(8, 0.6)] = 33.0
+    assert (lambda r: (r["beam"], r["alpha"]))(ex.tune_search(None, "DEV", [0.6, 1.0], [5, 8, 12], "fr")) == (8, 0.6)
+
+
 def test_a_run_given_alphas_is_scored_with_the_one_dev_picked(tmp_path):
     from seq2seq_nb.experiments import run_row
     (tmp_path/"tiny.yaml").write_text((ROOT/"configs/tiny.yaml").read_text())
@@ -157,6 +173,32 @@ def test_score_run_picks_alpha_on_dev_and_averages_last(monkeypatch, tmp_path):
     assert not any(k.startswith("avg") for k in row["scores"]) and ("load", "AVG") not in log
     row, _ = ex.score_run(Tr(), {"valid": "dev", "test": "test"}, "fr", tmp_path, final_step=200)
     assert "avg2_beam5/test" in row["scores"]
+
+
+def test_score_run_picks_the_beam_size_on_dev_too(monkeypatch, tmp_path):
+    "search_tuned scores both splits with the (K, α) dev picked, even where test would pick another; beam 5's sweep is reused."
+    import seq2seq_nb.experiments as ex
+    bleu = {("dev", 5, 0.6): 30.0, ("dev", 5, 1.0): 31.0, ("dev", 12, 0.6): 31.5, ("dev", 12, 1.0): 30.0,
+            ("test", 5, 0.6): 40.0, ("test", 5, 1.0): 41.0, ("test", 12, 0.6): 39.0, ("test", 12, 1.0): 42.0}
+    calls = []
+    def fake_score(tr, corpus, cfg, lang, limit=0):
+        calls.append((corpus, cfg.beam, cfg.alpha)); return {"bleu": bleu[(corpus, cfg.beam, cfg.alpha)]}, [corpus]
+    monkeypatch.setattr(ex, "_score", fake_score)
+    monkeypatch.setattr(ex, "_has_attention", lambda tr: False)
+    row, hyps = ex.score_run(object(), {"valid": "dev", "test": "test"}, "fr", tmp_path, alphas=(0.6, 1.0), beams=(5, 12))
+    assert (row["search_sweep"]["beam"], row["search_sweep"]["alpha"]) == (12, 0.6)      # test would have said (12, 1.0)
+    assert row["scores"]["search_tuned/test"]["bleu"] == 39.0 and row["scores"]["search_tuned/valid"]["bleu"] == 31.5
+    assert calls.count(("dev", 5, 1.0)) == 2                    # the α sweep, and beam5_tuned's dev score: not a third time
+    row, _ = ex.score_run(object(), {"valid": "dev", "test": "test"}, "fr", tmp_path, beams=(5, 12))   # no α sweep: no search
+    assert "search_sweep" not in row and not any(k.startswith("search_tuned") for k in row["scores"])
+
+
+def test_the_grid_command_wants_alphas_with_beams(capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("experiments_cli", ROOT/"scripts/experiments.py")
+    cli = importlib.util.module_from_spec(spec); spec.loader.exec_module(cli)
+    assert cli.main(["--beams", "5", "8", "--list"]) == 2 and "--beams needs --alphas" in capsys.readouterr().err
+    assert cli.main(["--alphas", "1", "--beams", "0", "--list"]) == 2 and "beam sizes must be >= 1" in capsys.readouterr().err
 
 
 def test_a_run_the_train_command_stopped_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
