@@ -214,6 +214,7 @@ def greedy_decode_graphed(model:Seq2Seq, src, src_mask, src_lengths, max_len_a:f
                           check_every:int=8) -> Decoded:
     """`greedy_decode` (01) with one decoder step captured per batch as a CUDA graph and replayed: the same tokens and
     scores, no attention weights (`alphas` None). The plain loop off CUDA, and for a model whose state changes shape or dtype."""
+    if check_every < 1: raise ValueError(f"check_every must be >= 1, got {check_every}")
     if src.device.type != "cuda": return greedy_decode(model, src, src_mask, src_lengths, max_len_a, max_len_b)
     dev, B = src.device, src.shape[0]
     on, dtype = torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")

@@ -69,6 +69,7 @@ def test_off_cuda_it_is_greedy_decode():
     a, b = greedy_decode_graphed(m, *collate_src(srcs)), greedy_decode(m, *collate_src(srcs))
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.scores, b.scores) and a.alphas is not None
     assert decode_corpus(m, srcs, greedy_graph_search_fn(), batch_size=7) == decode_corpus(m, srcs, batch_size=7)
+    with pytest.raises(ValueError, match="check_every must be >= 1"): greedy_decode_graphed(m, *collate_src(srcs), check_every=0)
 
 
 @cuda
