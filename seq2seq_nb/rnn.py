@@ -110,7 +110,8 @@ def init_state(self:RNNSeq2Seq, memory):
     hs = torch.tanh(self.W_init(memory.summary)).chunk(self.cfg.dec_layers, -1)   # L × (B, H_dec)
     layers = tuple(RNNState(h, torch.zeros_like(h) if self.cfg.cell == "lstm" else None) for h in hs)
     feed = torch.zeros_like(hs[0]) if self.luong else None                     # h̃_0 = 0
-    cov_dtype = torch.promote_types(hs[0].dtype, torch.float32)                # as C_i = C_{i-1} + α_i will be (autocast: α in fp32)
+    cov_dtype = torch.promote_types(hs[0].dtype, torch.float32)                # a running sum: fp32 at least, from C_0 on (CUDA's
+                                                                               # autocast gives α in fp32: C_1 would change dtype)
     coverage = torch.zeros_like(memory.src_mask, dtype=cov_dtype) if self.cfg.coverage_attn else None  # C_0 = 0
     return RNNDecoderState(layers, feed, coverage)
 
