@@ -11,10 +11,19 @@ from seq2seq_nb.train import (CheckpointError, Config, Trainer, load_checkpoint,
 from conftest import ROOT, quick_overrides, run_cli
 
 
-@pytest.mark.parametrize("name", ["tiny", "base"])
+@pytest.mark.parametrize("name", ["tiny", "base", "base_transformer", "best"])
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT/f"configs/{name}.yaml")
     assert isinstance(cfg, Config) and cfg.name == name and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
+
+
+def test_the_candidate_base_has_the_base_budget_and_data():
+    "configs/base_transformer.yaml competes with base.yaml on equal terms: the same data, the same 60 minutes, beam 5 on test."
+    base, cand = load_config(ROOT/"configs/base.yaml"), load_config(ROOT/"configs/base_transformer.yaml")
+    assert cand.data == base.data and cand.model.arch == "transformer"
+    t, b = cand.train, base.train
+    assert t.max_minutes == b.max_minutes == 60 and (t.test_beam, t.alpha, t.seed, t.precision) == (b.test_beam, b.alpha, b.seed, b.precision)
+    assert t.schedule == "inverse_sqrt" and t.max_epochs >= 30 and not t.max_steps   # stopped by the clock, not by a horizon
 
 
 def test_run_directory(tiny_run):
