@@ -126,9 +126,11 @@ def task_decode(args):
     timed(lambda: decode_corpus(model, src[:64], beam_search_fn(beam=5), batch_size=64), 1)
     rows, step = [0], model.step                                                     # count the hypotheses each step computes
     model.step = lambda y, state, memory: (rows.__setitem__(0, rows[0] + len(y)), step(y, state, memory))[1]
+    decoded = {}
     for name, search in (("greedy", greedy_search), ("beam5", beam_search_fn(beam=5))):
         rows[0] = 0
         t, hyps = timed(lambda: decode_corpus(model, src, search, batch_size=64), args.decode_repeats)
+        decoded[name] = hyps
         out[name] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"],
                      "mean_len": sum(map(len, hyps)) / len(hyps),                    # output subwords per sentence
                      "hyp_steps_per_s": rows[0] / args.decode_repeats / t}          # hypotheses × steps computed, per second
@@ -137,9 +139,7 @@ def task_decode(args):
         from seq2seq_nb.search import greedy_graph_search_fn
         timed(lambda: decode_corpus(model, src[:64], greedy_graph_search_fn(), batch_size=64), 1)
         t, hyps = timed(lambda: decode_corpus(model, src, greedy_graph_search_fn(), batch_size=64), args.decode_repeats)
-        plain = decode_corpus(model, src, greedy_search, batch_size=64) if args.precision == "fp32" else None
-        if plain is None:
-            with autocast(torch.device(args.device), args.precision): plain = decode_corpus(model, src, greedy_search, batch_size=64)
+        plain = decoded["greedy"]                                                     # the plain loop's, same precision
         out["greedy_graph"] = {"sent_per_s": len(src) / t, "bleu": corpus_scores([tok.tgt_sp.decode(h) for h in hyps], test.tgt)["bleu"],
                                "mean_len": sum(map(len, hyps)) / len(hyps), "same_as_greedy": sum(a == b for a, b in zip(hyps, plain)) / len(src)}
     if args.single_sentences:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LENGTH_EDGES', 'VARIANTS', 'GRID', 'literature_tokenize', 'literature_bleu', 'sentence_stats', 'bleu_from_stats',
            'bleu_by_length', 'plot_bleu_by_length', 'paired_bootstrap', 'average_checkpoints', 'KeepLast',
-           'Interrupted', 'train_row', 'tune_alpha', 'tune_search', 'score_run', 'run_row', 'grid_configs',
+           'Interrupted', 'train_row', 'tune_search', 'tune_alpha', 'score_run', 'run_row', 'grid_configs',
            'load_results', 'load_hyps', 'results_table']
 
 # %% ../nbs/08_experiments.ipynb #354fb118
@@ -140,21 +140,21 @@ def train_row(cfg, run_dir:Path, log=print) -> dict:
     return res
 
 # %% ../nbs/08_experiments.ipynb #9293849a
-def tune_alpha(translator, corpus, alphas, lang:str, beam:int=5, limit:int=0) -> dict:
-    "Beam search's BLEU on `corpus` (dev) for each length-penalty exponent α; the best α (a tie goes to the smaller)."
-    sweep = {f"{a:g}": _score(translator, corpus, SearchConfig(beam=beam, alpha=a), lang, limit)[0]["bleu"] for a in alphas}
-    return {"dev_bleu": sweep, "alpha": max(alphas, key=lambda a: (sweep[f"{a:g}"], -a))}
-
 def tune_search(translator, corpus, alphas, beams, lang:str, limit:int=0, known:dict|None=None) -> dict:
     """Beam search's BLEU on `corpus` (dev) for every beam size K in `beams` and α in `alphas`; the best pair (a tie goes
-    to the smaller K, then the smaller α). `known`: `tune_alpha`'s dev BLEU at beam 5 ({α: BLEU}), not searched again."""
-    sweep, known = {}, {f"5/{a}": b for a, b in (known or {}).items()}
+    to the smaller K, then the smaller α). `known`: dev BLEUs already measured ({"K/α": BLEU}), not searched again."""
+    sweep, known = {}, known or {}
     for K in beams:
         for a in alphas:
             key = f"{K}/{a:g}"
             sweep[key] = known[key] if key in known else _score(translator, corpus, SearchConfig(beam=K, alpha=a), lang, limit)[0]["bleu"]
     K, a = max(((K, a) for K in beams for a in alphas), key=lambda p: (sweep[f"{p[0]}/{p[1]:g}"], -p[0], -p[1]))
     return {"dev_bleu": sweep, "beam": K, "alpha": a}
+
+def tune_alpha(translator, corpus, alphas, lang:str, beam:int=5, limit:int=0) -> dict:
+    "Beam search's BLEU on `corpus` (dev) for each length-penalty exponent α; the best α (a tie goes to the smaller)."
+    r = tune_search(translator, corpus, alphas, (beam,), lang, limit)
+    return {"dev_bleu": {k.split("/")[1]: v for k, v in r["dev_bleu"].items()}, "alpha": r["alpha"]}
 
 # %% ../nbs/08_experiments.ipynb #d1500f4a
 def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_step:int|None=None, beams=()) -> tuple[dict, dict]:
@@ -172,7 +172,7 @@ def score_run(tr, splits:dict, lang:str, run_dir, limit:int=0, alphas=(), final_
         row["alpha_sweep"] = tune_alpha(tr, splits["valid"], alphas, lang, limit=limit)
         score("beam5_tuned", SearchConfig(beam=5, alpha=row["alpha_sweep"]["alpha"]))
     if alphas and beams:
-        row["search_sweep"] = tune_search(tr, splits["valid"], alphas, beams, lang, limit, known=row["alpha_sweep"]["dev_bleu"])
+        row["search_sweep"] = tune_search(tr, splits["valid"], alphas, beams, lang, limit, known={f"5/{a}": b for a, b in row["alpha_sweep"]["dev_bleu"].items()})
         score("search_tuned", SearchConfig(beam=row["search_sweep"]["beam"], alpha=row["search_sweep"]["alpha"]))
     snaps = sorted(Path(run_dir).glob("snap_*.pt"))
     if snaps and final_step is not None and int(snaps[-1].stem.split("_")[1]) != final_step: snaps = []

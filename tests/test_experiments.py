@@ -127,7 +127,7 @@ def test_beam_size_and_alpha_are_picked_together_on_dev(monkeypatch):
     def fake_score(tr, corpus, cfg, lang, limit=0):
         seen.append((corpus, cfg.beam, cfg.alpha)); return {"bleu": dev_bleu[(cfg.beam, cfg.alpha)]}, []
     monkeypatch.setattr(ex, "_score", fake_score)
-    r = ex.tune_search(None, "DEV", [0.6, 1.0], [12, 8, 5], "fr", known={"0.6": 30.0, "1": 31.0})
+    r = ex.tune_search(None, "DEV", [0.6, 1.0], [12, 8, 5], "fr", known={"5/0.6": 30.0, "5/1": 31.0})
     assert r["dev_bleu"] == {"12/0.6": 30.5, "12/1": 31.0, "8/0.6": 31.0, "8/1": 29.0, "5/0.6": 30.0, "5/1": 31.0}
     assert (r["beam"], r["alpha"]) == (5, 1.0)                                        # three tie at 31.0: the smallest beam
     assert sorted((b, a) for _, b, a in seen) == [(8, 0.6), (8, 1.0), (12, 0.6), (12, 1.0)] and {c for c, _, _ in seen} == {"DEV"}
