@@ -11,7 +11,7 @@ from seq2seq_nb.train import (CheckpointError, Config, Trainer, load_checkpoint,
 from conftest import ROOT, quick_overrides, run_cli
 
 
-@pytest.mark.parametrize("name", ["tiny", "base", "base_transformer", "best"])
+@pytest.mark.parametrize("name", ["tiny", "base", "base_transformer", "base_transformer_10ep", "best"])
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT/f"configs/{name}.yaml")
     assert isinstance(cfg, Config) and cfg.name == name and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
@@ -24,6 +24,20 @@ def test_the_candidate_base_has_the_base_budget_and_data():
     t, b = cand.train, base.train
     assert t.max_minutes == b.max_minutes == 60 and (t.test_beam, t.alpha, t.seed, t.precision) == (b.test_beam, b.alpha, b.seed, b.precision)
     assert t.schedule == "inverse_sqrt" and t.max_epochs >= 30 and not t.max_steps   # stopped by the clock, not by a horizon
+
+
+def test_the_equal_compute_candidate_anneals_within_the_base_epochs():
+    """configs/base_transformer_10ep.yaml: the base's data, budget and test search; a cosine schedule whose horizon is its own
+    10 epochs (fewer than the base's 13, which take about as long), so the learning rate reaches its floor by the last update."""
+    base, cand = load_config(ROOT/"configs/base.yaml"), load_config(ROOT/"configs/base_transformer_10ep.yaml")
+    t, b = cand.train, base.train
+    assert cand.data == base.data and cand.model.arch == "transformer" and cand.model.transformer == load_config(ROOT/"configs/base_transformer.yaml").model.transformer
+    assert t.max_minutes == b.max_minutes == 60 and (t.test_beam, t.alpha, t.seed, t.precision) == (b.test_beam, b.alpha, b.seed, b.precision)
+    assert t.schedule == b.schedule == "cosine" and t.max_epochs == 10 < b.max_epochs and not (t.max_steps or t.decay_steps)
+    spe = 259                                                   # 29,000 pairs at 2,000 tokens (the runs' logs)
+    horizon = planned_steps(t, spe)
+    f = lr_factor(t, horizon)
+    assert horizon == 10 * spe and f(horizon - 1) < 1e-4 and f(horizon) == f(horizon + 500) == t.min_lr / t.lr
 
 
 def test_run_directory(tiny_run):
