@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (see README):
-#   make train   set up .venv, train configs/base.yaml on Multi30k EN->FR, translate the test set with beam search
+#   make train   set up .venv, train configs/base.yaml (the Transformer of 07, 60 min) on Multi30k EN->FR, translate the test set
+#                with beam search; CONFIG=configs/bahdanau.yaml trains the series' RNN instead (into runs/bahdanau)
 #   make test    set up .venv, check notebooks/package/README are in sync, run nbdev_test and pytest
 SHELL := /bin/bash
 PYTHON ?= python3

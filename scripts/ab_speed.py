@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed of this checkout against an earlier revision, side by side in one run.
 
-  python scripts/ab_speed.py --rev d46ccd6 [--task train|decode] [--config configs/base.yaml] [--rounds 5] [--threads 2]
+  python scripts/ab_speed.py --rev d46ccd6 [--task train|decode] [--config configs/bahdanau.yaml] [--rounds 5] [--threads 2]
 
 Checks the revision out into a temporary git worktree, then alternates the measurement between the two
 trees, round after round, so that drift in the machine's speed hits both equally; prints the per-round
@@ -16,8 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def config_in(tree: Path, args) -> str:
+    "The config file as `tree` has it, else this checkout's (an earlier revision may predate it: configs/bahdanau.yaml was its base.yaml)."
+    return str(tree/args.config if (tree/args.config).exists() else ROOT/args.config)
+
+
 def bench_train(tree: Path, args) -> float:
-    cmd = [sys.executable, str(tree/"scripts/bench.py"), "--task", "train", "--config", str(tree/args.config),
+    cmd = [sys.executable, str(tree/"scripts/bench.py"), "--task", "train", "--config", config_in(tree, args),
            "--threads", str(args.threads), "--repeats", "1", "--steps", str(args.steps), "--warmup", "3"]
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONWARNINGS="ignore")
     r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -50,7 +55,7 @@ print(json.dumps({"sent_per_s": len(src) / ts[1][0], "out_tokens": ts[1][1]}))
 
 def bench_decode(tree: Path, args) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONWARNINGS="ignore")
-    r = subprocess.run([sys.executable, "-c", DECODE, str(tree/args.config), str(args.threads)], cwd=tree, env=env,
+    r = subprocess.run([sys.executable, "-c", DECODE, config_in(tree, args), str(args.threads)], cwd=tree, env=env,
                        capture_output=True, text=True)
     if r.returncode: sys.exit(f"{tree}: decoding failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])["sent_per_s"]
@@ -60,7 +65,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rev", required=True, help="the earlier revision (commit, tag, branch)")
     p.add_argument("--task", choices=["train", "decode"], default="train")
-    p.add_argument("--config", default="configs/base.yaml", help="config, relative to each tree")
+    p.add_argument("--config", default="configs/bahdanau.yaml", help="config, relative to each tree (else to this one)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark seq2seq_nb on this machine: prints a table and writes JSON.
 
-  python scripts/bench.py [--config configs/base.yaml] [--ckpt runs/base/best.pt] [--threads 2] [--out FILE]
+  python scripts/bench.py [--config configs/bahdanau.yaml] [--ckpt runs/bahdanau/best.pt] [--threads 2] [--out FILE]
   python scripts/bench.py --joeynmt     # also run JoeyNMT (installed into its own venv) side by side
   python scripts/bench.py --device cuda --ckpt runs/gpu/base/best.pt   # on a GPU: fp32, bf16 and fp16 (loss scaling)
 
@@ -230,9 +230,9 @@ def child(task, args, extra=(), env=None):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=list(TASKS), help=argparse.SUPPRESS)
-    p.add_argument("--config", default=str(ROOT/"configs/base.yaml"))
+    p.add_argument("--config", default=str(ROOT/"configs/bahdanau.yaml"))
     p.add_argument("--set", action="append", default=[], help="config override for the benchmarked model")
-    p.add_argument("--ckpt", default=str(ROOT/"runs/base/best.pt"), help="trained checkpoint for the decoding figures")
+    p.add_argument("--ckpt", default=str(ROOT/"runs/bahdanau/best.pt"), help="trained checkpoint for the decoding figures")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: GPU matmul peaks, fp32/bf16/fp16 training, GPU decoding")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median reported)")
@@ -320,7 +320,7 @@ def main():
         res["decode"] = child("decode", args, env=env); save()
         if not emulated:                                       # bf16 autocast decoding where bf16 runs natively
             res["decode_bf16"] = child("decode", args, ["--precision", "bf16", "--single-sentences", "0"], env=env)
-    else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train`)", file=sys.stderr)
+    else: print(f"bench: no checkpoint at {args.ckpt}: skipping decoding (train one with `make train CONFIG=configs/bahdanau.yaml`)", file=sys.stderr)
     save()                                                     # before the long JoeyNMT mode, again after it
     if args.joeynmt:
         sys.path.insert(0, str(ROOT/"scripts"))

@@ -2,7 +2,8 @@
 # What runs on a lent GPU machine (the `device` tool of this workplace; see README "Results on a GPU").
 # From the repository root of a copy of the working tree that also holds, untracked:
 #   .whl/  wheels of fastcore and sacremoses (the machine's image lacks them; it cannot reach a registry)
-#   .gpu/multi30k/  the Multi30k mirror;  .gpu/base_cpu.pt  the CPU-trained base model, optimizer state dropped
+#   .gpu/multi30k/  the Multi30k mirror;  .gpu/base_cpu.pt  the CPU-trained RNN (configs/bahdanau.yaml, the base until
+#                   2026-11-26), optimizer state dropped
 #
 #   bash scripts/gpu_session.sh start [SECONDS]   benchmark alone, then every training job at once (each its own
 #                                                 process on the one GPU, detached so that it outlives the command),
@@ -14,7 +15,8 @@
 #                                                 batches, decoding with and without CUDA graphs) into $OUT, within SECONDS
 #
 # Jobs: the grid rows of configs/experiments/ still to run (8 epochs, fp32, as on the CPU), the three rows run on
-# the CPU (again, to compare machines), configs/base.yaml for its full 13 epochs, and the candidates for
+# the CPU (again, to compare machines), configs/bahdanau.yaml (the base until 2026-11-26; its job keeps the name
+# base_full) for its full 13 epochs, and the candidates for
 # configs/best.yaml (configs/best_candidates/, each with its own number of updates).
 set -u
 MODE=${1:-start}; SECS=${2:-540}
@@ -86,7 +88,7 @@ if [ "$MODE" = start ]; then
   job lowres_chain 0 "${G[@]}" --rows lowres_pretrain,lowres_finetune
   for c in transformer_l3 transformer_l4_cosine transformer_d512 gru_long lstm_deep_if; do job "$c" 0 "${C[@]}" --rows "$c"; done
   for r in lstm deep luong coverage bytebpe lowres_scratch; do job "$r" 0 "${G[@]}" --rows "$r"; done
-  job base_full 0 python3 scripts/train.py --config configs/base.yaml --run-dir runs/gpu/base "${ONE[@]}"
+  job base_full 0 python3 scripts/train.py --config configs/bahdanau.yaml --run-dir runs/gpu/base "${ONE[@]}"
   for r in base transformer vanilla; do job "$r" 5 "${G[@]}" --rows "$r"; done
 fi
 watch "$SECS"

@@ -142,7 +142,7 @@ def _step_weights(self:AttentionSeq2Seq):
     "Weights of the step loop: `[W_hh; W_a]`, `[b_hh; 0]` (everything that multiplies s_{i-1}, stacked) and `W_ic`."
     # built for every forward, and for every new memory when decoding (so in-place `.data` updates between two
     # searches, EMA or weight averaging, are always seen; a cache keyed on the weights' versions missed them), never
-    # at every step: stacking copies ~7 MB of base-config weights, about 4% of a beam-5 step (ab_speed.py --task decode)
+    # at every step: stacking copies ~7 MB of Bahdanau-config weights, about 4% of a beam-5 step (ab_speed.py --task decode)
     W_a, E = self.attention.W_a.weight, self.cfg.emb_dim
     return (torch.cat([self.cell.weight_hh, W_a]), torch.cat([self.cell.bias_hh, W_a.new_zeros(W_a.shape[0])]),
             self.cell.weight_ih[:, E:].contiguous())               # a contiguous copy: addmm would copy the slice every step

@@ -279,7 +279,7 @@ def search_tree(model:Seq2Seq, src_ids:list[int], cfg:SearchConfig=SearchConfig(
 # %% ../nbs/04_beam_search.ipynb #d6ff3e8a
 def decode_precision(precision:str, device) -> str:
     """The autocast precision to decode in: `auto` is bf16 where this machine's probe (`99_core`) measures bf16 matrix
-    products faster than fp32 (beam 5 on the base model: about 1.4x faster on an AVX512-BF16 CPU, same BLEU), else fp32."""
+    products faster than fp32 (beam 5 on the full RNN of `03`: about 1.4x faster on an AVX512-BF16 CPU, same BLEU), else fp32."""
     device = torch.device(device)
     if precision == "auto": return "bf16" if bf16_is_faster(device) else "fp32"
     if precision not in ("fp32", "bf16", "fp16"): raise ConfigError(f"{precision!r}: expected fp32, bf16, fp16 or auto", "precision")

@@ -17,12 +17,12 @@ from bench import train_flops_per_target_token  # noqa: E402
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration")   # printed by mkldnn.flags on builds without Intel GPU support
 @pytest.mark.parametrize("overrides", [
-    [],                                                                                   # the base config (tied)
+    [],                                                                                   # the Bahdanau config (tied)
     ["model.attn_dim=512", "model.readout_dim=512", "model.tie_embeddings=false"],        # the JoeyNMT-matched sizes
     ["model.cell=lstm", "model.enc_layers=2", "data.vocab_size=2000"],
 ])
 def test_analytic_training_flops_match_counted(overrides):
-    cfg = load_config(ROOT/"configs/base.yaml", overrides)
+    cfg = load_config(ROOT/"configs/bahdanau.yaml", overrides)
     V = cfg.data.vocab_size
     torch.manual_seed(0)
     model = build_model(cfg.model, V, V)

@@ -1,7 +1,8 @@
 """Multi-process training (2 gloo processes under torchrun) ends the same way on every rank, in every way a run can end.
 
 Each case runs `torchrun --standalone --nproc_per_node=2 -m seq2seq_nb.train` on configs/tiny.yaml with small data
-(`SMALL`), with a timeout: a rank waiting for a collective that the other never joins shows up as a timeout, not a hang."""
+(`SMALL`), with a timeout: a rank waiting for a collective that the other never joins shows up as a timeout, not a hang.
+Two cases run the shipped configs/base.yaml instead (a Transformer stopped by the clock or by patience) with a small model."""
 import json, re, signal, subprocess, sys, time
 
 import pytest
@@ -14,10 +15,10 @@ SMALL = {"data.train_subset": 400, "data.valid_subset": 20, "data.vocab_size": 3
          "train.tensorboard": False}
 
 
-def _args(run_dir, module="seq2seq_nb.train", **extra):
+def _args(run_dir, module="seq2seq_nb.train", config="configs/tiny.yaml", **extra):
     o = {**SMALL, **extra}
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", module,
-            "--config", "configs/tiny.yaml", "--run-dir", str(run_dir), *sum((["--set", f"{k}={v}"] for k, v in o.items()), [])]
+            "--config", config, "--run-dir", str(run_dir), *sum((["--set", f"{k}={v}"] for k, v in o.items()), [])]
 
 
 def _run(args, timeout=120, env=None):
@@ -28,8 +29,8 @@ def _run(args, timeout=120, env=None):
     return r
 
 
-def _torchrun(run_dir, timeout=120, **extra):
-    r = _run(_args(run_dir, **extra), timeout)
+def _torchrun(run_dir, timeout=120, config="configs/tiny.yaml", **extra):
+    r = _run(_args(run_dir, config=config, **extra), timeout)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
@@ -66,6 +67,24 @@ def test_max_minutes_budget(tmp_path):
     res = _results(tmp_path/"run")
     assert res["reason"] == "limit reached" and res["steps"] >= 1 and res["wall_minutes"] >= 0.02
     assert _evals(tmp_path/"run") == list(range(1, res["steps"] + 1))  # each step evaluated once, no extra final one
+
+
+SMALL_TRANSFORMER = {"model.transformer.d_model": 32, "model.transformer.ff_dim": 64, "model.transformer.heads": 2,
+                     "model.transformer.enc_layers": 1, "model.transformer.dec_layers": 1}
+
+
+@pytest.mark.parametrize("end", ["clock", "patience"])
+def test_the_shipped_base_config_ends_alike_on_every_rank(tmp_path, end):
+    """configs/base.yaml as shipped (the Transformer, an evaluation at each epoch's end, stopped by `train.max_minutes` or by
+    patience 5), with a small model: by the clock (patience off so that it cannot come first), wherever in an epoch the budget
+    runs out, with one final evaluation at most; by patience (a learning rate too small to improve), after 1 + 5 evaluations."""
+    extra = {"train.max_minutes": 0.05, "train.patience": 0} if end == "clock" else {"train.lr": 1e-6}
+    rc, out, err = _torchrun(tmp_path/"run", config="configs/base.yaml", **SMALL_TRANSFORMER, **extra)
+    assert rc == 0, err[-3000:]
+    res, ev = _results(tmp_path/"run"), _evals(tmp_path/"run")
+    assert res["processes"] == 2 and ev == sorted(set(ev)) and ev[-1] == res["steps"]   # none twice; the last at the end
+    if end == "clock": assert res["reason"] == "limit reached" and res["wall_minutes"] >= 0.05 and res["epochs"] < 40 and len(ev) >= 2
+    else: assert res["reason"] == "early stopping" and len(ev) == 6 and res["wall_minutes"] < 60
 
 
 def test_max_steps_a_multiple_of_eval_every_and_exact_resume(tmp_path):

@@ -35,7 +35,7 @@ def test_it_behaves_as_nn_dropout_at_the_edges():
     assert torch.equal(a, b)                                              # the seed (and a resumed RNG state) decides the mask
 
 
-@pytest.mark.parametrize("config", ["tiny", "base", "best", "vanilla", "attention", "transformer"])
+@pytest.mark.parametrize("config", ["tiny", "base", "bahdanau", "best", "vanilla", "attention", "transformer"])
 def test_every_model_drops_out_with_it(config):
     "Every registered architecture (defaults) and the shipped configs' models use `Dropout` wherever they drop out."
     import seq2seq_nb.attention, seq2seq_nb.rnn, seq2seq_nb.transformer  # noqa: F401  (they register their models)

@@ -96,7 +96,7 @@ def test_a_run_whose_updates_are_not_a_multiple_of_the_evaluations_is_refused(tm
     import argparse
     monkeypatch.setattr(jb, "ensure_venv", lambda: tmp_path/"python")
     monkeypatch.setattr(jb, "prepare_data", lambda cfg: {"lengths": ([4], [4]), "ours_target_per_update": 5.0})
-    a = argparse.Namespace(config=str(ROOT/"configs/base.yaml"), set=[], threads=1, joey_updates=1000, joey_eval_every=150)
+    a = argparse.Namespace(config=str(ROOT/"configs/bahdanau.yaml"), set=[], threads=1, joey_updates=1000, joey_eval_every=150)
     with pytest.raises(SystemExit, match="multiple of --joey-eval-every"):
         jb.run(a, {})
 

@@ -11,27 +11,27 @@ from seq2seq_nb.train import (CheckpointError, Config, Trainer, load_checkpoint,
 from conftest import ROOT, quick_overrides, run_cli
 
 
-@pytest.mark.parametrize("name", ["tiny", "base", "base_transformer", "base_transformer_10ep", "best"])
+@pytest.mark.parametrize("name", ["tiny", "base", "bahdanau", "base_transformer_10ep", "best"])
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT/f"configs/{name}.yaml")
     assert isinstance(cfg, Config) and cfg.name == name and cfg.data.src_lang == "en" and cfg.data.tgt_lang == "fr"
 
 
-def test_the_candidate_base_has_the_base_budget_and_data():
-    "configs/base_transformer.yaml competes with base.yaml on equal terms: the same data, the same 60 minutes, beam 5 on test."
-    base, cand = load_config(ROOT/"configs/base.yaml"), load_config(ROOT/"configs/base_transformer.yaml")
-    assert cand.data == base.data and cand.model.arch == "transformer"
-    t, b = cand.train, base.train
+def test_the_base_is_the_transformer_on_the_rnn_budget_and_data():
+    "configs/base.yaml (the Transformer) replaced the series' RNN (bahdanau.yaml) on equal terms: the same data, 60 minutes, beam 5 on test."
+    rnn, base = load_config(ROOT/"configs/bahdanau.yaml"), load_config(ROOT/"configs/base.yaml")
+    assert base.data == rnn.data and base.model.arch == "transformer" and rnn.model.arch == "attention"
+    t, b = base.train, rnn.train
     assert t.max_minutes == b.max_minutes == 60 and (t.test_beam, t.alpha, t.seed, t.precision) == (b.test_beam, b.alpha, b.seed, b.precision)
     assert t.schedule == "inverse_sqrt" and t.max_epochs >= 30 and not t.max_steps   # stopped by the clock, not by a horizon
 
 
-def test_the_equal_compute_candidate_anneals_within_the_base_epochs():
-    """configs/base_transformer_10ep.yaml: the base's data, budget and test search; a cosine schedule whose horizon is its own
-    10 epochs (fewer than the base's 13, which take about as long), so the learning rate reaches its floor by the last update."""
-    base, cand = load_config(ROOT/"configs/base.yaml"), load_config(ROOT/"configs/base_transformer_10ep.yaml")
-    t, b = cand.train, base.train
-    assert cand.data == base.data and cand.model.arch == "transformer" and cand.model.transformer == load_config(ROOT/"configs/base_transformer.yaml").model.transformer
+def test_the_equal_compute_candidate_anneals_within_the_rnn_epochs():
+    """configs/base_transformer_10ep.yaml: the RNN's data, budget and test search; a cosine schedule whose horizon is its own
+    10 epochs (fewer than the RNN's 13, which take about as long), so the learning rate reaches its floor by the last update."""
+    rnn, cand = load_config(ROOT/"configs/bahdanau.yaml"), load_config(ROOT/"configs/base_transformer_10ep.yaml")
+    t, b = cand.train, rnn.train
+    assert cand.data == rnn.data and cand.model.arch == "transformer" and cand.model.transformer == load_config(ROOT/"configs/base.yaml").model.transformer
     assert t.max_minutes == b.max_minutes == 60 and (t.test_beam, t.alpha, t.seed, t.precision) == (b.test_beam, b.alpha, b.seed, b.precision)
     assert t.schedule == b.schedule == "cosine" and t.max_epochs == 10 < b.max_epochs and not (t.max_steps or t.decay_steps)
     spe = 259                                                   # 29,000 pairs at 2,000 tokens (the runs' logs)
